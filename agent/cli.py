@@ -1,0 +1,444 @@
+"""`finops` command line. Heavy libraries are imported inside the commands that need them."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from config.model import FinOpsConfig
+    from tools.store.db import Database
+    from tools.store.lake import Lake
+
+app = typer.Typer(
+    help="FinOps assistant for cloud and AI spend: ingest bills and LLM usage, allocate, ask, act with approval.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+ingest_app = typer.Typer(
+    help="Load cost and usage files into the cost lake (idempotent).", no_args_is_help=True
+)
+app.add_typer(ingest_app, name="ingest")
+
+FORMATS = ("table", "json", "csv")
+
+
+@dataclass
+class Context:
+    db_url: str | None
+    config_path: Path | None
+    as_of: date | None
+
+    def settings(self) -> Any:
+        from config.settings import Settings
+
+        s = Settings()
+        updates: dict[str, Any] = {}
+        if self.db_url:
+            updates["database_url"] = self.db_url
+        if self.config_path:
+            updates["config"] = self.config_path
+        if self.as_of:
+            updates["as_of"] = self.as_of
+        return s.model_copy(update=updates)
+
+    def config(self) -> FinOpsConfig:
+        from config.loader import load_config
+
+        return load_config(self.settings().resolved_config_path())
+
+    def database(self, migrate: bool = True) -> Database:
+        from tools.store.db import Database
+
+        db = Database(self.settings().resolved_database_url())
+        if migrate:
+            db.migrate()
+        return db
+
+    def lake(self) -> Lake:
+        from tools.store.lake import Lake
+
+        return Lake(self.settings().resolved_lake_dir())
+
+    def today(self) -> date:
+        as_of: date | None = self.settings().as_of
+        return as_of or datetime.now(UTC).date()
+
+
+def _ctx(ctx: typer.Context) -> Context:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Context)
+    return obj
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="App database URL (env FINOPS_DATABASE_URL; default sqlite:///.finops/finops.db)"
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="finops.yaml (env FINOPS_CONFIG; default ./finops.yaml, else the shipped example)",
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Today's date for relative periods, YYYY-MM-DD (env FINOPS_AS_OF)"),
+    ] = None,
+) -> None:
+    ctx.obj = Context(db, config, _parse_date(as_of, "--as-of") if as_of else None)
+
+
+def _parse_date(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date; use YYYY-MM-DD", param_hint=option) from None
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def run_guarded(fn: Any) -> Any:
+    """Turn the product's errors into one clear line on stderr and exit code 2."""
+    from config.loader import ConfigError
+    from tools.errors import FinOpsError
+
+    try:
+        return fn()
+    except (FinOpsError, ConfigError) as exc:
+        _fail(str(exc))
+
+
+# ----- init ----------------------------------------------------------------------------------------------
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the app database (or bring it up to date) and the lake folder."""
+
+    def go() -> None:
+        c = _ctx(ctx)
+        c.config()  # validate early
+        db = c.database()
+        from tools.store.db import current_revision
+
+        lake = c.lake()
+        lake.root.mkdir(parents=True, exist_ok=True)
+        typer.echo(
+            f"database {db.engine.url.render_as_string(hide_password=True)} at revision "
+            f"{current_revision(db.engine)}; lake {lake.root}"
+        )
+
+    run_guarded(go)
+
+
+# ----- ingest --------------------------------------------------------------------------------------------
+def _ingest(
+    ctx: typer.Context,
+    kind: str,
+    files: list[Path],
+    source: str | None,
+    skip_bad_rows: bool,
+    force: bool,
+    fmt: str,
+) -> None:
+    def go() -> None:
+        from agent.ingest_cli import run_ingest
+
+        c = _ctx(ctx)
+        run_ingest(
+            c.database(),
+            c.lake(),
+            c.config(),
+            kind,
+            files,
+            source or kind,
+            skip_bad_rows=skip_bad_rows,
+            force=force,
+            fmt=fmt,
+        )
+
+    run_guarded(go)
+
+
+FilesArg = Annotated[list[Path], typer.Argument(help="Files to ingest", exists=False)]
+SkipOpt = Annotated[
+    bool, typer.Option("--skip-bad-rows", help="Keep good rows; write bad ones to a rejects file")
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Ingest again even if the same file was ingested")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table | json | csv")]
+
+
+@ingest_app.command("focus")
+def ingest_focus(
+    ctx: typer.Context,
+    files: FilesArg,
+    source: Annotated[str, typer.Option("--source", help="Name of this bill, e.g. aws-payer")],
+    skip_bad_rows: SkipOpt = False,
+    force: ForceOpt = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """FOCUS 1.0-1.2 exports (CSV, CSV.gz, Parquet). All parts of one export go in one call."""
+    _ingest(ctx, "focus", files, source, skip_bad_rows, force, fmt)
+
+
+UsageSourceOpt = Annotated[
+    str | None, typer.Option("--source", help="Source name (default: the command name)")
+]
+
+
+def _usage_command(kind: str, doc: str) -> None:
+    def command(
+        ctx: typer.Context,
+        files: FilesArg,
+        source: UsageSourceOpt = None,
+        skip_bad_rows: SkipOpt = False,
+        force: ForceOpt = False,
+        fmt: FormatOpt = "table",
+    ) -> None:
+        _ingest(ctx, kind, files, source, skip_bad_rows, force, fmt)
+
+    command.__doc__ = doc
+    ingest_app.command(kind)(command)
+
+
+_usage_command("openai-usage", "OpenAI usage API pages (GET /v1/organization/usage/completions).")
+_usage_command("openai-costs", "OpenAI costs API pages (GET /v1/organization/costs): billing truth.")
+_usage_command("anthropic-usage", "Anthropic usage report pages (/v1/organizations/usage_report/messages).")
+_usage_command(
+    "anthropic-costs", "Anthropic cost report pages (/v1/organizations/cost_report): billing truth."
+)
+_usage_command("otel", "OTLP/JSON span exports with gen_ai.* attributes (JSON or JSON Lines).")
+_usage_command("litellm", "LiteLLM_SpendLogs exports (CSV or JSON).")
+
+
+@ingest_app.command("log")
+def ingest_log(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(help="How many runs")] = 20,
+    fmt: FormatOpt = "table",
+) -> None:
+    """The ingestion ledger: recent runs and their files."""
+
+    def go() -> None:
+        from agent.ingest_cli import show_log
+
+        show_log(_ctx(ctx).database(), limit, fmt)
+
+    run_guarded(go)
+
+
+# ----- queries -------------------------------------------------------------------------------------------
+FromOpt = Annotated[str | None, typer.Option("--from", help="Start date, inclusive (YYYY-MM-DD)")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="End date, exclusive (YYYY-MM-DD)")]
+PeriodOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--period", help="last-month, this-month, last-7-days, 2024-09, 2024-Q3 ... (default last-30-days)"
+    ),
+]
+MetricOpt = Annotated[str, typer.Option("--metric", help="billed | effective | list")]
+FilterOpt = Annotated[
+    list[str] | None,
+    typer.Option("--filter", "-f", help="dim=value[,value] (repeatable); (none) matches missing values"),
+]
+
+
+def _period(c: Context, period: str | None, start: str | None, end: str | None) -> Any:
+    from tools.periods import resolve_period
+
+    return resolve_period(
+        period,
+        _parse_date(start, "--from") if start else None,
+        _parse_date(end, "--to") if end else None,
+        c.today(),
+    )
+
+
+def _filters(items: list[str] | None) -> dict[str, list[str]]:
+    from tools.errors import QueryError
+
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise QueryError(f"--filter {item!r}: use dimension=value, e.g. team=search")
+        dim, _, values = item.partition("=")
+        out.setdefault(dim.strip(), []).extend(v.strip() for v in values.split(",") if v.strip())
+    return out
+
+
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"{fmt!r}; choose table, json or csv", param_hint="--format")
+
+
+@app.command()
+def costs(
+    ctx: typer.Context,
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by",
+            help="Dimensions, comma-separated: team, project, environment, "
+            "feature, cost_center, owner, workload, provider, service, service_category, "
+            "account, sub_account, region, resource, model",
+        ),
+    ] = "",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    period: PeriodOpt = None,
+    metric: MetricOpt = "effective",
+    filters: FilterOpt = None,
+    granularity: Annotated[str | None, typer.Option("--granularity", help="day | week | month")] = None,
+    top: Annotated[int | None, typer.Option("--top", help="Keep the N largest groups, fold the rest")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Compare with the previous period")] = False,
+    exclude_one_offs: Annotated[
+        bool, typer.Option("--exclude-one-offs", help="Drop Purchase/Tax/One-Time")
+    ] = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Spend by any combination of dimensions over a period."""
+    _check_format(fmt)
+
+    def go() -> None:
+        from agent.query_cli import show_costs
+        from tools.costs import CostQuery
+
+        c = _ctx(ctx)
+        q = CostQuery(
+            _period(c, period, start, end),
+            tuple(b for b in by.split(",") if b.strip()),
+            metric,
+            _filters(filters),
+            granularity,
+            top,
+            compare,
+            exclude_one_offs,
+        )  # type: ignore[arg-type]
+        show_costs(c.lake(), c.config(), q, fmt)
+
+    run_guarded(go)
+
+
+@app.command("unit-costs")
+def unit_costs_cmd(
+    ctx: typer.Context,
+    by: Annotated[
+        str, typer.Option("--by", help="team, project, environment, feature, model, llm_provider, ...")
+    ] = "feature",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    period: PeriodOpt = None,
+    metric: MetricOpt = "effective",
+    filters: FilterOpt = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """AI unit economics: cost per 1M tokens, per request, per completed task; training vs inference."""
+    _check_format(fmt)
+
+    def go() -> None:
+        from agent.query_cli import show_unit_costs
+        from tools.costs import UnitCostQuery
+
+        c = _ctx(ctx)
+        q = UnitCostQuery(
+            _period(c, period, start, end),
+            tuple(b for b in by.split(",") if b.strip()),
+            metric,
+            _filters(filters),
+        )  # type: ignore[arg-type]
+        show_unit_costs(c.lake(), c.config(), q, fmt)
+
+    run_guarded(go)
+
+
+@app.command()
+def untagged(
+    ctx: typer.Context,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    period: PeriodOpt = None,
+    top: Annotated[int, typer.Option("--top", help="How many offenders")] = 10,
+    metric: MetricOpt = "effective",
+    fmt: FormatOpt = "table",
+) -> None:
+    """Unallocated spend (no team), top offenders and a suggested owner for each."""
+    _check_format(fmt)
+
+    def go() -> None:
+        from agent.query_cli import show_untagged
+
+        c = _ctx(ctx)
+        show_untagged(c.lake(), c.config(), _period(c, period, start, end), top, metric, fmt)
+
+    run_guarded(go)
+
+
+@app.command()
+def budgets(ctx: typer.Context, metric: MetricOpt = "effective", fmt: FormatOpt = "table") -> None:
+    """Budget and token-budget status vs actuals for the current period, with a run-rate forecast."""
+    _check_format(fmt)
+
+    def go() -> None:
+        from agent.query_cli import show_budgets
+
+        c = _ctx(ctx)
+        show_budgets(c.lake(), c.config(), c.today(), metric, fmt)
+
+    run_guarded(go)
+
+
+@app.command()
+def reconcile(ctx: typer.Context, fmt: FormatOpt = "table") -> None:
+    """Per LLM provider and month: billed vs usage-estimated cost, allocated and unallocated remainder."""
+    _check_format(fmt)
+
+    def go() -> None:
+        from agent.query_cli import show_reconciliation
+
+        c = _ctx(ctx)
+        show_reconciliation(c.lake(), c.config(), fmt)
+
+    run_guarded(go)
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the demo's input files are written")
+    ] = Path(".finops/demo-data"),
+) -> None:
+    """Generate a realistic demo organisation as real export files, ingest them, and print a tour."""
+
+    def go() -> None:
+        from agent.demo import run_demo
+
+        c = _ctx(ctx)
+        run_demo(c.database(), c.lake(), c.config(), data_dir)
+
+    run_guarded(go)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Pydantic models of finops.yaml. Unknown keys are rejected so that a typo never silently does nothing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+#: Canonical allocation dimensions, in the order reports show them.
+DIMENSIONS: tuple[str, ...] = (
+    "team",
+    "project",
+    "environment",
+    "feature",
+    "cost_center",
+    "owner",
+    "workload",
+)
+WORKLOADS: tuple[str, ...] = ("training", "inference")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _default_aliases() -> dict[str, list[str]]:
+    return {
+        "team": ["team", "Team", "business_unit", "finops.team", "user_api_key_team_alias"],
+        "project": ["project", "Project", "finops.project"],
+        "environment": [
+            "environment",
+            "env",
+            "Environment",
+            "deployment.environment.name",
+            "deployment.environment",
+            "finops.environment",
+        ],
+        "feature": ["feature", "Feature", "finops.feature"],
+        "cost_center": ["cost_center", "CostCenter", "cost-center"],
+        "owner": ["owner", "Owner", "owner_email"],
+        "workload": ["workload", "Workload", "finops.workload"],
+    }
+
+
+class Taxonomy(_Strict):
+    """How raw tags/labels/attributes become the canonical allocation dimensions."""
+
+    dimensions: dict[str, list[str]] = Field(
+        default_factory=_default_aliases,
+        description="canonical dimension -> source tag keys, first match wins",
+        examples=[{"team": ["team", "business_unit"]}],
+    )
+    values: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict,
+        description="dimension -> canonical value -> aliases (matched case-insensitively)",
+        examples=[{"environment": {"prod": ["production", "prd"]}}],
+    )
+    accounts: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="account / sub account / OpenAI project / API key id -> default dimensions "
+        "for spend without tags",
+        examples=[{"111122223333": {"team": "platform", "environment": "prod"}}],
+    )
+
+    @field_validator("dimensions")
+    @classmethod
+    def _known_dimensions(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        unknown = sorted(set(v) - set(DIMENSIONS))
+        if unknown:
+            raise ValueError(f"unknown dimension(s) {unknown}; the dimensions are {list(DIMENSIONS)}")
+        merged = _default_aliases()
+        merged.update(v)
+        return merged
+
+    @field_validator("values", "accounts")
+    @classmethod
+    def _known_value_dimensions(
+        cls, v: dict[str, dict[str, object]], info: object
+    ) -> dict[str, dict[str, object]]:
+        field = getattr(info, "field_name", "")
+        keys = {k for inner in v.values() for k in inner} if field == "accounts" else set(v)
+        unknown = sorted(keys - set(DIMENSIONS))
+        if unknown:
+            raise ValueError(f"unknown dimension(s) {unknown}; the dimensions are {list(DIMENSIONS)}")
+        return v
+
+
+class Person(_Strict):
+    slack_id: str | None = Field(None, pattern=r"^[UW][A-Z0-9]{2,}$", examples=["U012ABCDEF"])
+    email: str | None = Field(None, pattern=r"^[^@\s]+@[^@\s]+$", examples=["ana@example.com"])
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Person:
+        if not self.slack_id and not self.email:
+            raise ValueError("give slack_id or email (or both)")
+        return self
+
+
+class Team(_Strict):
+    name: str = Field(min_length=1, examples=["search"])
+    owners: list[Person] = Field(default_factory=list)
+    approvers: list[str] = Field(
+        default_factory=list, description="Slack user ids", examples=[["U012ABCDEF"]]
+    )
+    slack_channel: str | None = Field(None, pattern=r"^[#C]", examples=["#team-search"])
+
+
+Period = Literal["monthly", "quarterly"]
+
+
+class Budget(_Strict):
+    name: str = Field(min_length=1, examples=["search-monthly"])
+    scope: dict[str, str] = Field(
+        default_factory=dict,
+        description="dimension -> value; empty = whole organisation",
+        examples=[{"team": "search"}],
+    )
+    amount: Annotated[Decimal, Field(gt=0, examples=[50000])]
+    period: Period = "monthly"
+    thresholds: list[Annotated[Decimal, Field(gt=0, le=5)]] = Field(
+        default_factory=lambda: [Decimal("0.75"), Decimal("1.0")], examples=[[0.75, 1.0]]
+    )
+    responder: str | None = Field(None, examples=["U012ABCDEF"])
+
+
+class TokenBudget(_Strict):
+    project: str = Field(min_length=1, examples=["support-bot"])
+    tokens: Annotated[int, Field(gt=0, examples=[2_000_000_000])]
+    period: Period = "monthly"
+    thresholds: list[Annotated[Decimal, Field(gt=0, le=5)]] = Field(
+        default_factory=lambda: [Decimal("0.75"), Decimal("1.0")], examples=[[0.75, 1.0]]
+    )
+    responder: str | None = None
+
+
+class RateLimit(_Strict):
+    team: str = Field(min_length=1, examples=["search"])
+    environment: str | None = Field(None, examples=["prod"])
+    tpm: Annotated[int, Field(gt=0)] | None = Field(None, examples=[200000])
+    rpm: Annotated[int, Field(gt=0)] | None = Field(None, examples=[1000])
+    max_budget: Annotated[Decimal, Field(gt=0)] | None = Field(None, examples=[5000])
+
+
+class Guardrails(_Strict):
+    two_approvals_above: Annotated[Decimal, Field(ge=0)] = Field(
+        Decimal("5000"), description="monthly $ impact above which two approvers are needed", examples=[5000]
+    )
+    approval_expiry_hours: Annotated[int, Field(gt=0)] = Field(72, examples=[72])
+    protected_environments: list[str] = Field(default_factory=lambda: ["prod"], examples=[["prod"]])
+    dry_run: bool = Field(False, description="plan but never execute remediations")
+
+
+class FeatureValue(_Strict):
+    feature: str = Field(min_length=1, examples=["support-chat"])
+    value_per_request: Annotated[Decimal, Field(ge=0, examples=[0.05])]
+
+
+class PriceOverride(_Strict):
+    """A negotiated price, USD per 1M tokens. The model name also covers its dated versions (prefix)."""
+
+    model: str = Field(min_length=1, examples=["gpt-4o"])
+    input_per_mtok: Annotated[Decimal, Field(ge=0, examples=[2.0])]
+    output_per_mtok: Annotated[Decimal, Field(ge=0, examples=[8.0])]
+    cache_read_per_mtok: Annotated[Decimal, Field(ge=0)] | None = Field(None, examples=[1.0])
+    cache_write_per_mtok: Annotated[Decimal, Field(ge=0)] | None = Field(None, examples=[2.5])
+
+
+class Pricing(_Strict):
+    batch_discount: Annotated[Decimal, Field(ge=0, lt=1)] = Field(Decimal("0.5"), examples=[0.5])
+    overrides: list[PriceOverride] = Field(default_factory=list)
+
+
+class FinOpsConfig(_Strict):
+    """The whole of finops.yaml."""
+
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", examples=["USD"])
+    taxonomy: Taxonomy = Field(default_factory=Taxonomy)
+    teams: list[Team] = Field(default_factory=list)
+    budgets: list[Budget] = Field(default_factory=list)
+    token_budgets: list[TokenBudget] = Field(default_factory=list)
+    approved_models: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="environment -> approved model names",
+        examples=[{"prod": ["gpt-4o-mini"]}],
+    )
+    rate_limits: list[RateLimit] = Field(default_factory=list)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    feature_value: list[FeatureValue] = Field(default_factory=list)
+    pricing: Pricing = Field(default_factory=Pricing)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> FinOpsConfig:
+        names = [t.name for t in self.teams]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"team names must be unique; repeated: {dupes}")
+        budget_names = [b.name for b in self.budgets]
+        dupes = sorted({n for n in budget_names if budget_names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"budget names must be unique; repeated: {dupes}")
+        return self
+
+    def team(self, name: str) -> Team | None:
+        return next((t for t in self.teams if t.name == name), None)

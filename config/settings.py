@@ -1,0 +1,44 @@
+"""Process settings from environment variables (FINOPS_*), overridable by CLI options."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".finops")
+DEFAULT_CONFIG = Path("finops.yaml")
+EXAMPLE_CONFIG = Path(__file__).with_name("finops.example.yaml")
+
+
+class Settings(BaseSettings):
+    """Where the product keeps its state and finds its config.
+
+    Every field is read from ``FINOPS_<NAME>``; CLI options (``--db``, ``--config``) take precedence.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FINOPS_", extra="ignore")
+
+    home: Path = Field(DEFAULT_HOME, description="Folder for the default SQLite database and lake")
+    database_url: str | None = Field(None, description="SQLAlchemy URL of the app database")
+    config: Path | None = Field(None, description="Path of finops.yaml")
+    lake_dir: Path | None = Field(None, description="Folder of the Parquet cost lake")
+    as_of: date | None = Field(None, description="Today's date for relative periods (default: the real date)")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'finops.db').as_posix()}"
+
+    def resolved_lake_dir(self) -> Path:
+        return self.lake_dir if self.lake_dir is not None else self.home / "lake"
+
+    def resolved_config_path(self) -> Path:
+        """The config file in use: --config / FINOPS_CONFIG, else ./finops.yaml, else the shipped example."""
+        if self.config is not None:
+            return self.config
+        if DEFAULT_CONFIG.exists():
+            return DEFAULT_CONFIG
+        return EXAMPLE_CONFIG

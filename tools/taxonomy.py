@@ -1,0 +1,76 @@
+"""The tag taxonomy as SQL: raw tags / attributes (a JSON object column) -> canonical dimensions.
+
+One implementation serves every source: FOCUS rows, provider cost APIs and LLM usage records are all
+resolved inside DuckDB by the expressions built here, so the same tags always land on the same team.
+Order of resolution for each dimension: the first configured tag key that has a non-empty value,
+normalised through the value aliases; else the defaults configured for the row's account ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from config.model import DIMENSIONS, Taxonomy
+from tools.store.lake import sql_string
+
+
+def _json_key(key: str) -> str:
+    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+    return sql_string(f'$."{escaped}"')
+
+
+def tag_value_sql(tags_column: str, keys: Sequence[str]) -> str:
+    """First non-empty value among ``keys`` of the JSON object in ``tags_column`` (NULL if none)."""
+    if not keys:
+        return "CAST(NULL AS VARCHAR)"
+    parts = [f"NULLIF(trim(json_extract_string({tags_column}, {_json_key(k)})), '')" for k in keys]
+    return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
+
+
+def _normalise_sql(expr: str, aliases: dict[str, list[str]]) -> str:
+    if not aliases:
+        return expr
+    whens = []
+    for canonical, names in aliases.items():
+        for name in {canonical, *names}:
+            whens.append(f"WHEN {sql_string(name.lower())} THEN {sql_string(canonical)}")
+    return f"(CASE lower({expr}) {' '.join(whens)} ELSE {expr} END)"
+
+
+def _account_default_sql(dimension: str, taxonomy: Taxonomy, account_columns: Sequence[str]) -> str | None:
+    mapping = {acct: dims[dimension] for acct, dims in taxonomy.accounts.items() if dimension in dims}
+    if not mapping or not account_columns:
+        return None
+    cases = []
+    for column in account_columns:
+        whens = " ".join(f"WHEN {sql_string(a)} THEN {sql_string(v)}" for a, v in mapping.items())
+        cases.append(f"(CASE {column} {whens} END)")
+    return cases[0] if len(cases) == 1 else f"coalesce({', '.join(cases)})"
+
+
+def dimension_sql(
+    taxonomy: Taxonomy,
+    tags_column: str,
+    account_columns: Sequence[str],
+    fallbacks: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """SQL expression per canonical dimension.
+
+    ``account_columns`` are the columns holding ids that ``taxonomy.accounts`` may map (most specific
+    first, e.g. sub account before billing account). ``fallbacks`` are extra SQL expressions used last
+    (e.g. a workload heuristic).
+    """
+    out: dict[str, str] = {}
+    for dimension in DIMENSIONS:
+        expr = _normalise_sql(
+            tag_value_sql(tags_column, taxonomy.dimensions.get(dimension, [])),
+            taxonomy.values.get(dimension, {}),
+        )
+        candidates = [expr]
+        default = _account_default_sql(dimension, taxonomy, account_columns)
+        if default is not None:
+            candidates.append(default)
+        if fallbacks and dimension in fallbacks:
+            candidates.append(fallbacks[dimension])
+        out[dimension] = candidates[0] if len(candidates) == 1 else f"coalesce({', '.join(candidates)})"
+    return out
