@@ -70,9 +70,13 @@ def parse_config(text: str, source: str = "finops.yaml") -> FinOpsConfig:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        context = getattr(exc, "context", None)
+        detail = (
+            f"{context}: {getattr(exc, 'problem', exc)}" if context else str(getattr(exc, "problem", exc))
+        )
+        raise ConfigError(f"{where}: not valid YAML ({detail}); check quoting and indentation") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

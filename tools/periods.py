@@ -45,7 +45,7 @@ class Period:
         """The period just before, of the same kind: the previous month for a month, else same length."""
         if _is_month(self.start, self.end):
             start = month_start(self.start - timedelta(days=1))
-            return Period(start, self.start, f"previous month ({start:%Y-%m})")
+            return Period(start, self.start, f"{start:%Y-%m}")
         if _is_quarter(self.start, self.end):
             start = quarter_start(self.start - timedelta(days=1))
             return Period(start, self.start, "previous quarter")

@@ -158,7 +158,7 @@ def _money(raw: str) -> str:
     """A decimal; also accepts a currency sign and thousands separators ("$10,000.00"), as the spec's
     own examples have them."""
     return (
-        f"coalesce(TRY_CAST({raw} AS {MONEY}), CASE WHEN regexp_matches({raw}, '^-?[$€£]?-?[0-9,]+(\\.[0-9]+)?$') "
+        f"coalesce(TRY_CAST({raw} AS {MONEY}), CASE WHEN regexp_matches({raw}, '^-?[$€£]?-?[0-9]{{1,3}}(,[0-9]{{3}})*(\\.[0-9]+)?$') "
         f"THEN TRY_CAST(regexp_replace({raw}, '[$€£,]', '', 'g') AS {MONEY}) END)"
     )
 
