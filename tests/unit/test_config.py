@@ -64,7 +64,7 @@ def test_config_duplicate_team_names() -> None:
 
 
 def test_config_missing_file_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="copy config/finops.example.yaml"):
+    with pytest.raises(ConfigError, match=r"copy config/finops\.example\.yaml"):
         load_config(tmp_path / "nope.yaml")
 
 
