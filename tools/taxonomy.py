@@ -20,7 +20,11 @@ def _json_key(key: str) -> str:
 
 
 def tag_value_sql(tags_column: str, keys: Sequence[str]) -> str:
-    """First non-empty value among ``keys`` of the JSON object in ``tags_column`` (NULL if none)."""
+    """First non-empty value among ``keys`` of the JSON object in ``tags_column`` (NULL if none).
+
+    Each key is also looked up with AWS's ``user:`` prefix for user-defined cost allocation tags.
+    """
+    keys = [*keys, *(f"user:{k}" for k in keys if not k.startswith("user:"))]
     if not keys:
         return "CAST(NULL AS VARCHAR)"
     parts = [f"NULLIF(trim(json_extract_string({tags_column}, {_json_key(k)})), '')" for k in keys]

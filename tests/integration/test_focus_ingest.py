@@ -209,6 +209,7 @@ def test_focus_taxonomy_aliases_values_and_account_defaults(
         row("4", tags={"project": "semantic-search"}, sub_account="proj_search01"),
         row("8", tags={"workload": "finetune"}, resource="train-job-1"),
         row("16", resource="sagemaker-training-job-7", tags={}),
+        row("32", resource="i-aws", tags={"user:team": "growth", "aws:createdBy": "x"}),
     ]
     ingestor.ingest_focus([write_focus(tmp_path / "t.csv", rows)], "aws")
     con = open_costs(lake)
@@ -223,6 +224,7 @@ def test_focus_taxonomy_aliases_values_and_account_defaults(
     assert got[Decimal("4")] == ("search", "prod", "semantic-search", None)
     assert got[Decimal("8")][3] == "training"
     assert got[Decimal("16")][3] == "training"  # from the resource name
+    assert got[Decimal("32")][0] == "growth"  # AWS user-defined cost allocation tag
 
 
 def test_focus_ledger_records_files_partitions_and_counts(ingestor: Ingestor, tmp_path: Path) -> None:
