@@ -105,4 +105,7 @@ def print_table(
         table.add_column(c, justify="right" if right else "left", footer=foot)
     for r in rows:
         table.add_row(*(fmt_cell(r.get(c), currency, mc, c) for c in columns))
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    console.print(table)

@@ -188,19 +188,10 @@ def show_budgets(lake: Lake, config: FinOpsConfig, today: date, metric: str, fmt
 
 
 def show_reconciliation(lake: Lake, config: FinOpsConfig, fmt: str) -> None:
-    from tools.spend import RECONCILIATION_SQL
+    from tools.spend import RECONCILIATION_COLUMNS, RECONCILIATION_SQL
 
     con = open_costs(lake)
-    cols = [
-        "provider",
-        "billing_period",
-        "billed",
-        "usage_estimate",
-        "allocated",
-        "unallocated",
-        "tokens",
-        "unpriced_records",
-    ]
+    cols = list(RECONCILIATION_COLUMNS)
     rows = [dict(zip(cols, r, strict=True)) for r in con.execute(RECONCILIATION_SQL).fetchall()]
     _emit(
         fmt,
@@ -211,7 +202,7 @@ def show_reconciliation(lake: Lake, config: FinOpsConfig, fmt: str) -> None:
             "title": "LLM spend: billed vs usage",
             "currency": config.currency,
             "money_columns": ["billed", "usage_estimate", "allocated", "unallocated"],
-            "caption": "billed = bill (truth); usage_estimate = usage at list/override prices; "
-            "no bill = usage reported as an estimate",
+            "caption": "billed = the bill (truth); usage_estimate = the coverage usage source at list or "
+            "override prices; with no bill the estimate is what is reported, labelled as such",
         },
     )

@@ -351,7 +351,9 @@ def _unit_row(r: dict[str, Any]) -> dict[str, Any]:
 def unit_costs(con: duckdb.DuckDBPyConnection, q: UnitCostQuery, currency: str = "USD") -> UnitCostResult:
     """AI spend per group with tokens, requests and agent tasks: cost per 1M tokens, per request, per task.
 
-    Cost is the LLM spend allocated to the group (billing truth, or estimates where no bill exists);
+    Cost is the LLM spend allocated to the group (billing truth, or estimates where no bill exists); tokens
+    and requests are counted once even when several sources describe the same calls (``usage_allocated``);
+    tasks sampled by OpenTelemetry count with their adjusted count;
     a task counts as completed unless one of its records failed. Failed tasks' cost stays in the numerator:
     it is what the completed tasks really cost.
     """
@@ -368,14 +370,19 @@ def unit_costs(con: duckdb.DuckDBPyConnection, q: UnitCostQuery, currency: str =
     sql = f"""
         WITH s AS (SELECT {keys_spend + ", " if group else ""}sum({metric}) AS cost FROM spend
                    WHERE {spend_where} {"GROUP BY " + gb if group else ""}),
-        tasks AS (SELECT {keys_usage + ", " if group else ""}task_id, bool_or(task_status = 'failed') AS failed
+        tasks AS (SELECT {keys_usage + ", " if group else ""}task_id, bool_or(task_status = 'failed') AS failed,
+                         max(coalesce(adjusted_count, 1)) AS weight
                   FROM usage_facts WHERE {usage_where} AND task_id IS NOT NULL
                   GROUP BY {gb + ", " if group else ""}task_id),
-        t AS (SELECT {", ".join(group) + ", " if group else ""}count(*) FILTER (WHERE NOT coalesce(failed, false)) AS done,
-                     count(*) FILTER (WHERE failed) AS failed FROM tasks {"GROUP BY " + gb if group else ""}),
-        u0 AS (SELECT {keys_usage + ", " if group else ""}sum(total_tokens) AS tokens, sum(requests) AS requests
-               FROM usage_facts WHERE {usage_where} {"GROUP BY " + gb if group else ""}),
-        u AS (SELECT u0.*, coalesce(t.done, 0) AS done, coalesce(t.failed, 0) AS failed FROM u0 LEFT JOIN t ON
+        t AS (SELECT {", ".join(group) + ", " if group else ""}
+                     coalesce(sum(weight) FILTER (WHERE NOT coalesce(failed, false)), 0) AS done,
+                     coalesce(sum(weight) FILTER (WHERE failed), 0) AS failed
+              FROM tasks {"GROUP BY " + gb if group else ""}),
+        u0 AS (SELECT {keys_usage + ", " if group else ""}sum(tokens) AS tokens, sum(requests) AS requests
+               FROM usage_allocated WHERE {usage_where} {"GROUP BY " + gb if group else ""}),
+        u AS (SELECT {", ".join(f"coalesce(u0.{d}, t.{d}) AS {d}" for d in group) + ", " if group else ""}
+                     u0.tokens, u0.requests, coalesce(t.done, 0) AS done, coalesce(t.failed, 0) AS failed
+              FROM u0 FULL OUTER JOIN t ON
               {" AND ".join(f"u0.{d} IS NOT DISTINCT FROM t.{d}" for d in group) or "true"})
         SELECT {sel + ", " if group else ""}coalesce(s.cost, 0), coalesce(u.tokens, 0), coalesce(u.requests, 0),
                coalesce(u.done, 0), coalesce(u.failed, 0)

@@ -9,6 +9,7 @@ normalised through the value aliases; else the defaults configured for the row's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from config.model import DIMENSIONS, Taxonomy
 from tools.store.lake import sql_string
@@ -19,15 +20,34 @@ def _json_key(key: str) -> str:
     return sql_string(f'$."{escaped}"')
 
 
-def tag_value_sql(tags_column: str, keys: Sequence[str]) -> str:
-    """First non-empty value among ``keys`` of the JSON object in ``tags_column`` (NULL if none).
+TAG_VALUES = "_tag_values"
 
-    Each key is also looked up with AWS's ``user:`` prefix for user-defined cost allocation tags.
-    """
-    keys = [*keys, *(f"user:{k}" for k in keys if not k.startswith("user:"))]
-    if not keys:
+
+@dataclass(frozen=True)
+class DimensionSQL:
+    """``tag_values`` must be selected as ``_tag_values`` in an inner query (it parses the JSON once per row);
+    ``dimensions`` are the per-dimension expressions over it, for the outer query."""
+
+    tag_values: str
+    dimensions: dict[str, str]
+
+
+def _lookup_keys(taxonomy: Taxonomy) -> list[str]:
+    """Every tag key to look up, each also with AWS's ``user:`` prefix for user-defined cost allocation tags."""
+    keys: list[str] = []
+    for dimension in DIMENSIONS:
+        for key in taxonomy.dimensions.get(dimension, []):
+            for variant in (key, f"user:{key}"):
+                if variant not in keys and not (key.startswith("user:") and variant != key):
+                    keys.append(variant)
+    return keys
+
+
+def _first_tag_sql(keys: Sequence[str], index: dict[str, int]) -> str:
+    parts = [f"NULLIF(trim({TAG_VALUES}[{index[k]}]), '')" for k in keys]
+    parts += [f"NULLIF(trim({TAG_VALUES}[{index['user:' + k]}]), '')" for k in keys if "user:" + k in index]
+    if not parts:
         return "CAST(NULL AS VARCHAR)"
-    parts = [f"NULLIF(trim(json_extract_string({tags_column}, {_json_key(k)})), '')" for k in keys]
     return parts[0] if len(parts) == 1 else f"coalesce({', '.join(parts)})"
 
 
@@ -36,7 +56,7 @@ def _normalise_sql(expr: str, aliases: dict[str, list[str]]) -> str:
         return expr
     whens = []
     for canonical, names in aliases.items():
-        for name in {canonical, *names}:
+        for name in sorted({canonical, *names}):
             whens.append(f"WHEN {sql_string(name.lower())} THEN {sql_string(canonical)}")
     return f"(CASE lower({expr}) {' '.join(whens)} ELSE {expr} END)"
 
@@ -57,17 +77,21 @@ def dimension_sql(
     tags_column: str,
     account_columns: Sequence[str],
     fallbacks: dict[str, str] | None = None,
-) -> dict[str, str]:
-    """SQL expression per canonical dimension.
+) -> DimensionSQL:
+    """SQL to resolve every canonical dimension from a JSON tags column.
 
-    ``account_columns`` are the columns holding ids that ``taxonomy.accounts`` may map (most specific
+    ``account_columns`` are expressions holding ids that ``taxonomy.accounts`` may map (most specific
     first, e.g. sub account before billing account). ``fallbacks`` are extra SQL expressions used last
     (e.g. a workload heuristic).
     """
+    keys = _lookup_keys(taxonomy)
+    index = {k: i + 1 for i, k in enumerate(keys)}
+    paths = ", ".join(_json_key(k) for k in keys) or "'$.__none__'"
+    tag_values = f"json_extract_string({tags_column}, [{paths}])"
     out: dict[str, str] = {}
     for dimension in DIMENSIONS:
         expr = _normalise_sql(
-            tag_value_sql(tags_column, taxonomy.dimensions.get(dimension, [])),
+            _first_tag_sql(taxonomy.dimensions.get(dimension, []), index),
             taxonomy.values.get(dimension, {}),
         )
         candidates = [expr]
@@ -77,4 +101,4 @@ def dimension_sql(
         if fallbacks and dimension in fallbacks:
             candidates.append(fallbacks[dimension])
         out[dimension] = candidates[0] if len(candidates) == 1 else f"coalesce({', '.join(candidates)})"
-    return out
+    return DimensionSQL(tag_values, out)

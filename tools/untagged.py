@@ -14,6 +14,9 @@ from tools.periods import Period
 
 #: the dimensions a resource needs for its spend to count as allocated
 REQUIRED_DIMENSION = "team"
+#: share of an account's tagged spend a team needs before it is suggested as owner of the account's rest
+ACCOUNT_OWNER_SHARE = Decimal("0.5")
+SHARED_CHARGE_OWNER_SHARE = Decimal("0.8")
 
 
 @dataclass
@@ -140,9 +143,17 @@ def suggest_owner(
             "WHERE sub_account = ? AND team IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 1",
             [account],
         ).fetchall()
-        if team:
-            share = (_num(team[0][1]) / _num(team[0][2]) * 100).quantize(Decimal("1")) if team[0][2] else 0
-            return str(
-                team[0][0]
-            ), f"team {team[0][0]} owns {share}% of the tagged spend in account {account}"
+        if team and team[0][2]:
+            share = _num(team[0][1]) / _num(team[0][2])
+            # a resource-less charge (support plan, tax) is shared unless one team clearly owns the account
+            if share >= (ACCOUNT_OWNER_SHARE if resource else SHARED_CHARGE_OWNER_SHARE):
+                pct = (share * 100).quantize(Decimal("1"))
+                return str(
+                    team[0][0]
+                ), f"team {team[0][0]} owns {pct}% of the tagged spend in account {account}"
+    if not resource:
+        return None, (
+            "a charge with no resource (support plan, tax, fees): split it as a shared cost, "
+            "or map its account in taxonomy.accounts"
+        )
     return None, "no evidence in the bill; tag the resource or map its account in taxonomy.accounts"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.focus_builder import row, write_focus
 from tests.usage_builder import bill, ingest, usage
-from tools.costs import CostQuery, open_costs, query_costs
+from tools.costs import CostQuery, UnitCostQuery, open_costs, query_costs, unit_costs
 from tools.ingest.service import Ingestor
 from tools.periods import Period
 from tools.spend import RECONCILIATION_SQL
@@ -113,7 +113,9 @@ def test_usage_on_a_day_the_bill_does_not_cover_adds_nothing(
     ingest(ingestor, tmp_path, [usage(day="2024-09-02", cost="7", team="x")])
     assert _total(lake) == Decimal("5")
     rows = open_costs(lake).execute(RECONCILIATION_SQL).fetchall()
-    assert rows == [("openai", "2024-09", Decimal("5"), Decimal("7"), Decimal("0"), Decimal("5"), 1100, 0)]
+    assert rows == [
+        ("openai", "2024-09", "test", Decimal("5"), Decimal("7"), Decimal("0"), Decimal("5"), 1100, 0)
+    ]
 
 
 def test_unpriced_usage_is_listed_and_never_costed_as_zero(
@@ -134,3 +136,107 @@ def test_usage_re_ingested_with_overlapping_records_is_merged_not_added(
     ingest(ingestor, tmp_path, [usage(cost="2", key="k2", team="a"), usage(cost="4", key="k3", team="a")])
     con = open_costs(lake)
     assert con.execute("SELECT count(*), sum(cost) FROM usage_facts").fetchall() == [(3, Decimal("7"))]
+
+
+def _usage_source(ingestor: Ingestor, tmp_path: Path, source_format: str, records: list) -> None:  # type: ignore[type-arg]
+    from dataclasses import replace
+
+    ingest(
+        ingestor, tmp_path, [replace(r, source_format=source_format) for r in records], source=source_format
+    )
+
+
+def test_two_usage_sources_of_the_same_calls_are_not_added(
+    ingestor: Ingestor, lake: Lake, tmp_path: Path
+) -> None:
+    # the provider's usage report sees all calls (no team); the app's spans see the same calls with features
+    _usage_source(
+        ingestor,
+        tmp_path,
+        "anthropic-usage",
+        [
+            usage(
+                provider="anthropic",
+                model="claude-3-5-haiku-20241022",
+                cost="10",
+                input_tokens=9000,
+                output=1000,
+                requests=10,
+                workspace_id="w1",
+            ),
+        ],
+    )
+    _usage_source(
+        ingestor,
+        tmp_path,
+        "otel",
+        [
+            usage(
+                provider="anthropic",
+                model="claude-3-5-haiku-20241022",
+                cost="6",
+                input_tokens=5400,
+                output=600,
+                requests=6,
+                team="support",
+                feature="chat",
+                task="t1",
+            ),
+            usage(
+                provider="anthropic",
+                model="claude-3-5-haiku-20241022",
+                cost="2",
+                input_tokens=1800,
+                output=200,
+                requests=2,
+                team="support",
+                feature="summary",
+                task="t2",
+            ),
+        ],
+    )
+    result = query_costs(open_costs(lake), CostQuery(SEPT, ("feature",)))
+    assert result.total == Decimal("10") and result.estimated == Decimal("10")  # not 18
+    assert {r["feature"]: r["cost"] for r in result.rows} == {
+        "chat": Decimal("6"),
+        "summary": Decimal("2"),
+        "(none)": Decimal("2"),
+    }
+    units = unit_costs(open_costs(lake), UnitCostQuery(SEPT, ()))
+    assert units.rows[0]["tokens"] == 10000 and units.rows[0]["requests"] == 10  # counted once
+
+
+def test_spans_refine_a_billed_providers_allocation(ingestor: Ingestor, lake: Lake, tmp_path: Path) -> None:
+    ingest(
+        ingestor, tmp_path, [bill(amount="100", model="gpt-4o")], source="openai-costs", kind="openai-costs"
+    )
+    _usage_source(
+        ingestor,
+        tmp_path,
+        "openai-usage",
+        [
+            usage(
+                model="gpt-4o", cost="30", project_id="proj_search01"
+            ),  # -> team search via taxonomy.accounts
+            usage(model="gpt-4o", cost="20", project_id="proj_growth01"),  # -> team growth
+        ],
+    )
+    _usage_source(
+        ingestor,
+        tmp_path,
+        "otel",
+        [
+            usage(model="gpt-4o", cost="15", team="search", feature="rerank"),
+            usage(model="gpt-4o", cost="5", team="growth", feature="ad-copy"),
+            usage(model="gpt-4o", cost="99", team="platform", feature="stray"),  # matches no coverage group
+        ],
+    )
+    rows = query_costs(open_costs(lake), CostQuery(SEPT, ("team", "feature"))).rows
+    got = {(r["team"], r["feature"]): r["cost"] for r in rows}
+    assert got == {
+        ("search", "rerank"): Decimal("30"),
+        ("search", "(none)"): Decimal("30"),
+        ("growth", "ad-copy"): Decimal("10"),
+        ("growth", "(none)"): Decimal("30"),
+    }
+    assert sum(got.values()) == Decimal("100")

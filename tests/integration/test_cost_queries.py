@@ -241,10 +241,12 @@ def test_untagged_spend_suggests_owner_from_the_same_resource_and_the_account(
         row("40", resource="vm-1", start="2024-09-02T00:00:00Z"),  # same resource, tag missing that day
         row("25", resource="gpu-9", sub_account="444455556666"),
         row("60", resource="gpu-1", sub_account="444455556666", tags={"team": "ml-research"}),
+        row("3", resource=None, service="AWS Support", tags={"team": None}, ResourceName=None),
     ]
     ingestor.ingest_focus([write_focus(tmp_path / "u.csv", rows)], "aws")
     result = untagged_spend(open_costs(lake), ingestor.config, SEPT)
-    assert result.unallocated == Decimal("65") and result.total == Decimal("135")
+    assert result.unallocated == Decimal("68") and result.total == Decimal("138")
     offenders = {o.resource: o for o in result.offenders}
+    assert offenders[None].suggested_team is None and "shared cost" in offenders[None].reason
     assert offenders["vm-1"].suggested_team == "search" and "same resource" in offenders["vm-1"].reason
     assert offenders["gpu-9"].suggested_team == "ml-research" and "444455556666" in offenders["gpu-9"].reason

@@ -210,3 +210,54 @@ def test_otel_spans_wrong_document_shape_raises(tmp_path: Path) -> None:
 )
 def test_otel_canonical_provider_maps_aliases(name: str, canonical: str) -> None:
     assert canonical_provider(name) == canonical
+
+
+def test_otel_adjusted_count_from_the_sampling_threshold() -> None:
+    from tools.ingest.otel import adjusted_count
+
+    assert adjusted_count("ot=th:fc") == 64  # p = 1/64
+    assert adjusted_count("ot=th:ff8") == 512
+    assert adjusted_count("ot=th:8;rv:abcdef12345678") == 2
+    assert adjusted_count("vendor=x,ot=th:0") == 1
+    assert adjusted_count(None) == 1 and adjusted_count("ot=th:zz") == 1
+
+
+def test_otel_sampled_span_stands_for_its_adjusted_count(tmp_path: Path) -> None:
+    import json
+
+    doc = {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": []},
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": "a1",
+                                "spanId": "b1",
+                                "traceState": "ot=th:fc",
+                                "startTimeUnixNano": "1725148800000000000",
+                                "attributes": [
+                                    {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}},
+                                    {"key": "gen_ai.provider.name", "value": {"stringValue": "openai"}},
+                                    {"key": "gen_ai.request.model", "value": {"stringValue": "gpt-4o"}},
+                                    {"key": "gen_ai.usage.input_tokens", "value": {"intValue": "100"}},
+                                    {
+                                        "key": "gen_ai.usage.cache_read.input_tokens",
+                                        "value": {"intValue": "40"},
+                                    },
+                                    {"key": "gen_ai.usage.output_tokens", "value": {"intValue": "10"}},
+                                ],
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "sampled.json"
+    path.write_text(json.dumps(doc))
+    (record,) = list(parse_otel_spans(path))
+    assert isinstance(record, UsageRecord)
+    assert (record.requests, record.adjusted_count) == (64, 64)
+    assert (record.tokens.input_uncached, record.tokens.cache_read, record.tokens.output) == (3840, 2560, 640)

@@ -11,7 +11,7 @@ and cache creation tokens, ``gen_ai.usage.output_tokens`` includes the reasoning
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from tools.ingest.records import (
     GCP_VERTEX_AI,
     OPENAI,
     Rejected,
+    TokenCounts,
     UsageRecord,
     UsageStream,
 )
@@ -112,6 +113,34 @@ def parse_otel_spans(path: Path, *, include_agent_spans: bool = False) -> UsageS
                 continue
             if record is not None:
                 yield record
+
+
+_MAX_THRESHOLD = 1 << 56
+
+
+def adjusted_count(trace_state: Any) -> int:
+    """How many spans a sampled span stands for, from OpenTelemetry's ``ot=th:<threshold>`` in tracestate.
+
+    The rejection threshold ``th`` is up to 14 hex digits (trailing zeros dropped); the sampling
+    probability is ``(2^56 - th) / 2^56`` and the adjusted count its inverse. No or unreadable ``th``: 1.
+    """
+    if not isinstance(trace_state, str) or "ot=" not in trace_state:
+        return 1
+    for member in trace_state.split(","):
+        key, _, value = member.strip().partition("=")
+        if key != "ot":
+            continue
+        for field in value.split(";"):
+            name, _, hex_value = field.partition(":")
+            if name == "th" and 0 < len(hex_value) <= 14:
+                try:
+                    threshold = int(hex_value.ljust(14, "0"), 16)
+                except ValueError:
+                    return 1
+                if threshold >= _MAX_THRESHOLD:
+                    return 1
+                return max(1, round(_MAX_THRESHOLD / (_MAX_THRESHOLD - threshold)))
+    return 1
 
 
 def _shape_error(path: Path, line: int, key: str, problem: str) -> IngestError:
@@ -288,6 +317,11 @@ def _span_record(
         if reported_cost < 0:
             raise RowError(cost.key, f"gen_ai.usage.cost is negative ({reported_cost})", "a cost >= 0")
 
+    weight = adjusted_count(span.get("traceState"))
+    if weight != 1:
+        tokens = TokenCounts(*(getattr(tokens, f.name) * weight for f in fields(TokenCounts)))
+        reported_cost = reported_cost * weight if reported_cost is not None else None
+
     provider_name = _text(attrs, "gen_ai.provider.name", "gen_ai.system")
     status = span.get("status")
     failed = isinstance(status, Mapping) and status.get("code") in _ERROR_CODES
@@ -299,7 +333,8 @@ def _span_record(
         provider=canonical_provider(provider_name) if provider_name else UNKNOWN_PROVIDER,
         model=_text(span_attrs, "gen_ai.response.model", "gen_ai.request.model"),
         tokens=tokens,
-        requests=1,
+        requests=weight,
+        adjusted_count=weight,
         operation=operation,
         service_tier=_text(span_attrs, *_SERVICE_TIER),
         reported_cost=reported_cost,

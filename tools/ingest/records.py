@@ -79,6 +79,9 @@ class UsageRecord:
     currency: str = "USD"
     task_id: str | None = None
     task_status: TaskStatus | None = None
+    #: how many real requests this record stands for (OTel probability sampling); tokens, requests and
+    #: reported cost are already multiplied by it
+    adjusted_count: int = 1
     #: raw labels the taxonomy resolves into team/project/feature/...: tags, span attributes,
     #: project_id, api_key_id, user, workspace_id ... (string values only)
     attributes: Mapping[str, str] = field(default_factory=dict)

@@ -30,8 +30,8 @@ from tools.ingest.records import BillingRecord, Rejected, UsageRecord
 from tools.store.db import Database
 from tools.store.lake import Lake, PartitionKey, fetch_one, sql_string
 from tools.store.models import IngestedFile, IngestionRun, LakePartition
-from tools.store.schema import COST_FACT_COLUMNS, COST_FACT_NAMES, USAGE_FACT_NAMES
-from tools.taxonomy import dimension_sql
+from tools.store.schema import COST_FACT_COLUMNS, COST_FACT_NAMES, USAGE_FACT_COLUMNS, USAGE_FACT_NAMES
+from tools.taxonomy import TAG_VALUES, dimension_sql
 
 Clock = Callable[[], datetime]
 ProgressCallback = Callable[[int, int, Path], None]
@@ -333,12 +333,15 @@ class Ingestor:
             "record_key": record_key_sql,
             "model": model_sql,
             "run_id": sql_string(run_id),
-            **dims,
+            **dims.dimensions,
         }
         cols = ", ".join(
             f"CAST({exprs.get(name, name)} AS {typ}) AS {name}" for name, typ in COST_FACT_COLUMNS
         )
-        return f"SELECT {cols} FROM (SELECT *, {llm_provider_sql} AS llm_provider FROM {table}) WHERE NOT bad"
+        return (
+            f"SELECT {cols} FROM (SELECT *, {llm_provider_sql} AS llm_provider, {dims.tag_values} AS {TAG_VALUES} "
+            f"FROM {table} WHERE NOT bad)"
+        )
 
     def _write_focus_partitions(
         self, con: duckdb.DuckDBPyConnection, source: str, run_id: str
@@ -481,7 +484,7 @@ class Ingestor:
         self, con: duckdb.DuckDBPyConnection, tmp: Path, source: str, run_id: str
     ) -> dict[PartitionKey, int]:
         self._read_stage(con, tmp, "usage", USAGE_STAGE_COLUMNS)
-        acct = [f"json_extract_string(attributes, '$.\"{k}\"')" for k in ACCOUNT_ATTRIBUTES]
+        acct = [f"acct_{k}" for k in ACCOUNT_ATTRIBUTES]
         dims = dimension_sql(self.config.taxonomy, "attributes", acct, fallbacks={"workload": "'inference'"})
         exprs = {
             "day": "CAST(ts AS DATE)",
@@ -491,12 +494,13 @@ class Ingestor:
             " + reasoning_tokens",
             "account": f"coalesce({', '.join(acct)})",
             "run_id": sql_string(run_id),
-            **dims,
+            **dims.dimensions,
         }
-        from tools.store.schema import USAGE_FACT_COLUMNS
-
         cols = ", ".join(f"CAST({exprs.get(n, n)} AS {t}) AS {n}" for n, t in USAGE_FACT_COLUMNS)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE new_usage AS SELECT {cols} FROM raw_usage")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE new_usage AS SELECT {cols} "
+            f"FROM (SELECT *, {dims.tag_values} AS {TAG_VALUES} FROM raw_usage)"
+        )
         return self._merge_partitions(con, "usage", "new_usage", source, USAGE_FACT_NAMES)
 
     def _merge_billing(
@@ -577,7 +581,9 @@ USAGE_STAGE_COLUMNS = {
     "service_tier": "VARCHAR",
     "task_id": "VARCHAR",
     "task_status": "VARCHAR",
+    "adjusted_count": "BIGINT",
     "attributes": "VARCHAR",
+    **{f"acct_{k}": "VARCHAR" for k in ACCOUNT_ATTRIBUTES},
 }
 BILLING_STAGE_COLUMNS = {
     "row_type": "VARCHAR",
@@ -621,7 +627,9 @@ def _usage_row(r: UsageRecord, cost: Decimal | None, price_source: str) -> dict[
         "service_tier": r.service_tier,
         "task_id": r.task_id,
         "task_status": r.task_status,
+        "adjusted_count": r.adjusted_count,
         "attributes": json.dumps(dict(r.attributes), sort_keys=True),
+        **{f"acct_{k}": r.attributes.get(k) for k in ACCOUNT_ATTRIBUTES},
     }
 
 

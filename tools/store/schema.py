@@ -78,6 +78,7 @@ USAGE_FACT_COLUMNS: tuple[tuple[str, str], ...] = (
     *DIMENSION_COLUMNS,
     ("task_id", "VARCHAR"),
     ("task_status", "VARCHAR"),
+    ("adjusted_count", "BIGINT"),
     ("attributes", "VARCHAR"),
     ("run_id", "VARCHAR"),
 )
