@@ -54,7 +54,7 @@ def row(
     sub_account: str = "111122223333",
     service: str = "Amazon Elastic Compute Cloud",
     category: str = "Compute",
-    resource: str = "i-0001",
+    resource: str | None = "i-0001",
     tags: dict[str, Any] | str | None = None,
     provider: str = "AWS",
     charge_category: str = "Usage",

@@ -241,7 +241,7 @@ def test_untagged_spend_suggests_owner_from_the_same_resource_and_the_account(
         row("40", resource="vm-1", start="2024-09-02T00:00:00Z"),  # same resource, tag missing that day
         row("25", resource="gpu-9", sub_account="444455556666"),
         row("60", resource="gpu-1", sub_account="444455556666", tags={"team": "ml-research"}),
-        row("3", resource=None, service="AWS Support", tags={"team": None}, ResourceName=None),
+        row("3", resource=None, service="AWS Support", sub_account="555500001111", tags={"team": None}),
     ]
     ingestor.ingest_focus([write_focus(tmp_path / "u.csv", rows)], "aws")
     result = untagged_spend(open_costs(lake), ingestor.config, SEPT)
