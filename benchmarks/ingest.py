@@ -150,6 +150,7 @@ def generation_sql(path: Path, rows: int) -> list[str]:
     n_svc, n_teams = len(SERVICES), len(TEAMS)
     return [
         "SET TimeZone='UTC'",
+        "SET enable_progress_bar=false",
         # 1e-10 units -> '-12.3456789012' (exact decimal text, 10 decimals)
         "CREATE OR REPLACE TEMP MACRO dec10(u) AS "
         "(CASE WHEN u < 0 THEN '-' ELSE '' END) || CAST(abs(u) // 10000000000 AS VARCHAR) || '.' "
@@ -256,6 +257,7 @@ def csv_total(path: Path) -> Decimal:
     """Sum of EffectiveCost as written in the CSV (decimal, no float)."""
     con = duckdb.connect(":memory:")
     try:
+        con.execute("SET enable_progress_bar=false")
         row = con.execute(
             "SELECT sum(CAST(EffectiveCost AS DECIMAL(38,10))) "
             f"FROM read_csv({sql_string(str(path))}, header=true, all_varchar=true)"
