@@ -14,14 +14,14 @@ from tests.focus_builder import row, write_focus
 from tests.usage_builder import ingest, usage
 from tools.errors import IngestError
 from tools.ingest.service import Ingestor
-from tools.store.db import Database, current_revision
+from tools.store.db import HEAD_REVISION, Database, current_revision, head_revision
 from tools.store.lake import Lake
 from tools.store.models import IngestedFile, IngestionRun, LakePartition
 
 
 def test_migrations_create_the_ledger_and_are_idempotent(db: Database) -> None:
     db.migrate()
-    assert current_revision(db.engine) == "0001"
+    assert current_revision(db.engine) == HEAD_REVISION == head_revision()
     assert {"ingestion_runs", "ingested_files", "lake_partitions"} <= set(
         inspect(db.engine).get_table_names()
     )

@@ -244,3 +244,15 @@ def test_focus_ledger_records_files_partitions_and_counts(ingestor: Ingestor, tm
     ]
     assert run is not None and run.status == "succeeded" and run.rows_accepted == 2
     assert all(Path(p.path).exists() for p in parts)
+
+
+def test_focus_same_content_under_two_names_counts_once(ingestor: Ingestor, lake: Lake, tmp_path: Path) -> None:
+    first = write_focus(tmp_path / "a" / "part-1.csv", [row("11")])
+    copy = tmp_path / "b" / "part-1-copy.csv"
+    copy.parent.mkdir()
+    copy.write_bytes(first.read_bytes())
+    report = ingestor.ingest_focus([first, copy], "aws")
+    assert [f.status for f in report.files] == ["ingested", "skipped"]
+    assert _total(lake) == Decimal("11")
+    moved = ingestor.ingest_focus([copy], "aws")  # same content, new path: recognised by its checksum
+    assert [f.status for f in moved.files] == ["skipped"] and moved.run_id == ""

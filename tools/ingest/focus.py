@@ -96,13 +96,7 @@ def reader_sql(path: Path) -> str:
     if name.endswith(".parquet"):
         return f"read_parquet({quoted})"
     if name.endswith((".csv", ".csv.gz", ".csv.gzip", ".csv.zst", ".txt", ".gz")):
-        return (
-            f"read_csv({quoted}, header=true, all_varchar=true, nullstr=['NULL', 'null', ''], "
-            "auto_detect=true, sample_size=-1)"
-            if name.endswith((".csv", ".txt"))
-            else f"read_csv({quoted}, header=true, all_varchar=true, nullstr=['NULL', 'null', ''], "
-            "auto_detect=true)"
-        )
+        return f"read_csv({quoted}, header=true, all_varchar=true, nullstr=['NULL', 'null', ''], auto_detect=true)"
     raise IngestError(Location(path), "unsupported file type", "a FOCUS export as .csv, .csv.gz or .parquet")
 
 
@@ -142,13 +136,13 @@ def _col(mapping: dict[str, str], internal: str) -> str:
     name = mapping.get(internal)
     if name is None:
         return "CAST(NULL AS VARCHAR)"
-    return "NULLIF(trim(CAST(" + '"' + name.replace('"', '""') + '"' + " AS VARCHAR)), '')"
+    return "NULLIF(CAST(" + '"' + name.replace('"', '""') + '"' + " AS VARCHAR), '')"
 
 
 def _ts(raw: str) -> str:
     """Parse a FOCUS datetime in any of the formats real exports use -> TIMESTAMPTZ (UTC)."""
     return (
-        f"(CASE WHEN regexp_matches({raw}, '^\\d{{1,2}}/\\d{{1,2}}/\\d{{2,4}}') "
+        f"(CASE WHEN contains({raw}, '/') "
         f"THEN CAST(try_strptime(split_part({raw}, ' ', 1), ['%m/%d/%y', '%m/%d/%Y']) AS TIMESTAMPTZ) "
         f"ELSE TRY_CAST({raw} AS TIMESTAMPTZ) END)"
     )
@@ -158,123 +152,140 @@ def _money(raw: str) -> str:
     """A decimal; also accepts a currency sign and thousands separators ("$10,000.00"), as the spec's
     own examples have them."""
     return (
-        f"coalesce(TRY_CAST({raw} AS {MONEY}), CASE WHEN regexp_matches({raw}, '^-?[$€£]?-?[0-9]{{1,3}}(,[0-9]{{3}})*(\\.[0-9]+)?$') "
-        f"THEN TRY_CAST(regexp_replace({raw}, '[$€£,]', '', 'g') AS {MONEY}) END)"
+        f"coalesce(TRY_CAST({raw} AS {MONEY}), CASE WHEN regexp_matches(trim({raw}), "
+        f"'^-?[$€£]?-?[0-9]{{1,3}}(,[0-9]{{3}})*(\\.[0-9]+)?$') "
+        f"THEN TRY_CAST(regexp_replace(trim({raw}), '[$€£,]', '', 'g') AS {MONEY}) END)"
     )
 
 
 def _enum(raw: str, internal: str) -> str:
     whens = " ".join(f"WHEN {sql_string(v.lower())} THEN {sql_string(v)}" for v in _ENUMS[internal])
-    return f"(CASE lower({raw}) {whens} ELSE {raw} END)"
+    return f"(CASE lower(trim({raw})) {whens} ELSE {raw} END)"
 
 
-def _select_parsed(mapping: dict[str, str], path: Path) -> str:
-    """SELECT of every row parsed to typed columns, plus ``problem`` (NULL when the row is good)."""
-    c = {name: _col(mapping, name) for name in COLUMNS}
-    start = _ts(c["charge_start"])
-    end = _ts(c["charge_end"])
-    bp_start = _ts(c["billing_period_start"])
-    dec = {n: _money(c[n]) for n in ("billed_cost", "effective_cost", "list_cost", "consumed_quantity")}
-    tags_ok = (
-        f"({c['tags']} IS NULL OR (CASE WHEN json_valid({c['tags']}) THEN json_type({c['tags']}) = 'OBJECT' "
-        "ELSE false END))"
+_MONEY_COLUMNS = ("billed_cost", "effective_cost", "list_cost", "consumed_quantity")
+_TIME_COLUMNS = ("charge_start", "charge_end", "billing_period_start")
+_EXAMPLE_TIME = "a datetime, e.g. 2024-09-01T00:00:00Z"
+
+#: (condition over raw r_* and parsed p_* columns, FOCUS column, what was expected), first match reported
+_PROBLEMS: tuple[tuple[str, str, str], ...] = (
+    ("r_charge_start IS NULL", "ChargePeriodStart", _EXAMPLE_TIME),
+    (
+        "p_charge_start IS NULL OR year(p_charge_start) NOT BETWEEN 1990 AND 2200",
+        "ChargePeriodStart",
+        _EXAMPLE_TIME,
+    ),
+    (
+        "r_charge_end IS NOT NULL AND p_charge_end IS NULL",
+        "ChargePeriodEnd",
+        "a datetime, e.g. 2024-09-01T01:00:00Z",
+    ),
+    ("p_charge_end < p_charge_start", "ChargePeriodEnd", "a datetime not before ChargePeriodStart"),
+    ("p_billed_cost IS NULL", "BilledCost", "a decimal number"),
+    ("r_effective_cost IS NOT NULL AND p_effective_cost IS NULL", "EffectiveCost", "a decimal number"),
+    ("r_list_cost IS NOT NULL AND p_list_cost IS NULL", "ListCost", "a decimal number"),
+    (
+        "r_consumed_quantity IS NOT NULL AND p_consumed_quantity IS NULL",
+        "ConsumedQuantity",
+        "a decimal number",
+    ),
+    (
+        "r_billing_period_start IS NOT NULL AND p_billing_period_start IS NULL",
+        "BillingPeriodStart",
+        _EXAMPLE_TIME,
+    ),
+    ("NOT p_tags_ok", "Tags", 'a JSON object, e.g. {"team": "search"}'),
+)
+PROBLEM_COLUMNS = {focus: f"r_{internal}" for internal, names in COLUMNS.items() for focus in names[:1]}
+
+
+def _select_parsed(mapping: dict[str, str], path: Path, *, with_raw: bool = False) -> str:
+    """SELECT of every row parsed to typed columns, plus ``problem`` (NULL when the row is good).
+
+    Three layers, so that every value is parsed once: raw text (r_*), parsed values (p_*), output columns.
+    ``with_raw`` keeps the raw columns and a ``line_no`` (for locating bad rows).
+    """
+    raw = ", ".join(f"{_col(mapping, name)} AS r_{name}" for name in COLUMNS)
+    line = ", row_number() OVER () AS line_no" if with_raw else ""
+    parsed = ", ".join(
+        [f"{_ts('r_' + n)} AS p_{n}" for n in _TIME_COLUMNS]
+        + [f"{_money('r_' + n)} AS p_{n}" for n in _MONEY_COLUMNS]
+        + [
+            "(r_tags IS NULL OR (CASE WHEN json_valid(r_tags) THEN json_type(r_tags) = 'OBJECT' ELSE false END))"
+            " AS p_tags_ok"
+        ]
     )
-    problems = [
-        (f"{c['charge_start']} IS NULL", "ChargePeriodStart", "a datetime, e.g. 2024-09-01T00:00:00Z"),
-        (
-            f"{start} IS NULL OR year({start}) NOT BETWEEN 1990 AND 2200",
-            "ChargePeriodStart",
-            "a datetime, e.g. 2024-09-01T00:00:00Z",
-        ),
-        (
-            f"{c['charge_end']} IS NOT NULL AND {end} IS NULL",
-            "ChargePeriodEnd",
-            "a datetime, e.g. 2024-09-01T01:00:00Z",
-        ),
-        (f"{end} < {start}", "ChargePeriodEnd", "a datetime not before ChargePeriodStart"),
-        (f"{c['billed_cost']} IS NULL OR {dec['billed_cost']} IS NULL", "BilledCost", "a decimal number"),
-        (
-            f"{c['effective_cost']} IS NOT NULL AND {dec['effective_cost']} IS NULL",
-            "EffectiveCost",
-            "a decimal number",
-        ),
-        (f"{c['list_cost']} IS NOT NULL AND {dec['list_cost']} IS NULL", "ListCost", "a decimal number"),
-        (
-            f"{c['consumed_quantity']} IS NOT NULL AND {dec['consumed_quantity']} IS NULL",
-            "ConsumedQuantity",
-            "a decimal number",
-        ),
-        (
-            f"{c['billing_period_start']} IS NOT NULL AND {bp_start} IS NULL",
-            "BillingPeriodStart",
-            "a datetime, e.g. 2024-09-01T00:00:00Z",
-        ),
-        (f"NOT {tags_ok}", "Tags", 'a JSON object, e.g. {"team": "search"}'),
-    ]
-    problem_sql = (
+    problem = (
         "CASE "
-        + " ".join(f"WHEN {cond} THEN {sql_string(col + '|' + expected)}" for cond, col, expected in problems)
+        + " ".join(
+            f"WHEN {cond} THEN {sql_string(col + '|' + expected)}" for cond, col, expected in _PROBLEMS
+        )
         + " END"
     )
+    keep = "COLUMNS('^r_'), line_no, " if with_raw else ""
     return f"""
-        SELECT
-            CAST({start} AS DATE) AS day,
-            strftime(coalesce({bp_start}, {start}), '%Y-%m') AS billing_period,
-            {c["provider"]} AS provider,
-            {c["billing_account"]} AS billing_account,
-            {c["billing_account_name"]} AS billing_account_name,
-            {c["sub_account"]} AS sub_account,
-            {c["sub_account_name"]} AS sub_account_name,
-            {c["service"]} AS service,
-            {_enum(c["service_category"], "service_category")} AS service_category,
-            {c["service_subcategory"]} AS service_subcategory,
-            {c["region"]} AS region,
-            {c["resource"]} AS resource,
-            {c["resource_name"]} AS resource_name,
-            {c["resource_type"]} AS resource_type,
-            {c["sku"]} AS sku,
-            {_enum(c["charge_category"], "charge_category")} AS charge_category,
-            {_enum(c["charge_class"], "charge_class")} AS charge_class,
-            {_enum(c["charge_frequency"], "charge_frequency")} AS charge_frequency,
-            {c["charge_description"]} AS charge_description,
-            {c["pricing_unit"]} AS pricing_unit,
-            {dec["consumed_quantity"]} AS consumed_quantity,
-            {c["consumed_unit"]} AS consumed_unit,
-            {dec["billed_cost"]} AS billed_cost,
-            coalesce({dec["effective_cost"]}, {dec["billed_cost"]}) AS effective_cost,
-            {dec["list_cost"]} AS list_cost,
-            upper(coalesce({c["currency"]}, 'USD')) AS currency,
-            CASE WHEN {tags_ok} THEN CAST(json({c["tags"]}) AS VARCHAR) END AS tags,
-            {problem_sql} AS problem
-        FROM {reader_sql(path)}
+        SELECT {keep}
+            CAST(p_charge_start AS DATE) AS day,
+            strftime(coalesce(p_billing_period_start, p_charge_start), '%Y-%m') AS billing_period,
+            r_provider AS provider,
+            r_billing_account AS billing_account,
+            r_billing_account_name AS billing_account_name,
+            r_sub_account AS sub_account,
+            r_sub_account_name AS sub_account_name,
+            r_service AS service,
+            {_enum("r_service_category", "service_category")} AS service_category,
+            r_service_subcategory AS service_subcategory,
+            r_region AS region,
+            r_resource AS resource,
+            r_resource_name AS resource_name,
+            r_resource_type AS resource_type,
+            r_sku AS sku,
+            {_enum("r_charge_category", "charge_category")} AS charge_category,
+            {_enum("r_charge_class", "charge_class")} AS charge_class,
+            {_enum("r_charge_frequency", "charge_frequency")} AS charge_frequency,
+            r_charge_description AS charge_description,
+            r_pricing_unit AS pricing_unit,
+            p_consumed_quantity AS consumed_quantity,
+            r_consumed_unit AS consumed_unit,
+            p_billed_cost AS billed_cost,
+            coalesce(p_effective_cost, p_billed_cost) AS effective_cost,
+            p_list_cost AS list_cost,
+            upper(coalesce(r_currency, 'USD')) AS currency,
+            CASE WHEN p_tags_ok THEN CAST(json(r_tags) AS VARCHAR) END AS tags,
+            {problem} AS problem
+        FROM (SELECT *, {parsed} FROM (SELECT {raw}{line} FROM {reader_sql(path)}))
     """
 
 
-STAGE_COLUMNS = (
+#: columns that identify a daily fact; the others are carried along (any value of the group)
+GROUP_COLUMNS = (
     "day",
     "billing_period",
     "provider",
     "billing_account",
-    "billing_account_name",
     "sub_account",
-    "sub_account_name",
     "service",
-    "service_category",
-    "service_subcategory",
     "region",
     "resource",
-    "resource_name",
-    "resource_type",
     "sku",
     "charge_category",
     "charge_class",
     "charge_frequency",
-    "charge_description",
-    "pricing_unit",
-    "consumed_unit",
     "currency",
     "tags",
 )
+CARRIED_COLUMNS = (
+    "billing_account_name",
+    "sub_account_name",
+    "service_category",
+    "service_subcategory",
+    "resource_name",
+    "resource_type",
+    "charge_description",
+    "pricing_unit",
+    "consumed_unit",
+)
+STAGE_COLUMNS = GROUP_COLUMNS + CARRIED_COLUMNS
 
 
 def create_stage(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -296,15 +307,16 @@ class StagedFile:
 def stage_file(con: duckdb.DuckDBPyConnection, path: Path, table: str, file_id: int) -> StagedFile:
     """Read ``path`` and append its rows, aggregated to daily grain, to ``table``."""
     mapping = map_columns(con, path)
-    keys = ", ".join(STAGE_COLUMNS)
+    keys = ", ".join(GROUP_COLUMNS)
+    carried = ", ".join(f"any_value({c})" for c in CARRIED_COLUMNS)
     try:
         con.execute(
             f"""
-            INSERT INTO {table}
-            SELECT {keys}, sum(consumed_quantity), sum(billed_cost), sum(effective_cost), sum(list_cost),
-                   count(*), bad, {int(file_id)}
+            INSERT INTO {table} BY POSITION
+            SELECT {keys}, {carried}, sum(consumed_quantity), sum(billed_cost), sum(effective_cost),
+                   sum(list_cost), count(*), bad, {int(file_id)}
             FROM (SELECT * EXCLUDE (problem), problem IS NOT NULL AS bad FROM ({_select_parsed(mapping, path)}))
-            GROUP BY ALL
+            GROUP BY {keys}, bad
             """
         )
     except duckdb.Error as exc:
@@ -325,37 +337,15 @@ def stage_file(con: duckdb.DuckDBPyConnection, path: Path, table: str, file_id: 
 def find_bad_rows(con: duckdb.DuckDBPyConnection, path: Path, limit: int | None = None) -> list[Rejected]:
     """Locate the bad rows of ``path``: line number (header is line 1), column, value, expectation."""
     mapping = map_columns(con, path)
-    is_csv = not path.name.lower().endswith(".parquet")
-    line_expr = "row_number() OVER () + 1" if is_csv else "row_number() OVER ()"
-    raw_cols = {
-        "ChargePeriodStart": _col(mapping, "charge_start"),
-        "ChargePeriodEnd": _col(mapping, "charge_end"),
-        "BilledCost": _col(mapping, "billed_cost"),
-        "EffectiveCost": _col(mapping, "effective_cost"),
-        "ListCost": _col(mapping, "list_cost"),
-        "ConsumedQuantity": _col(mapping, "consumed_quantity"),
-        "BillingPeriodStart": _col(mapping, "billing_period_start"),
-        "Tags": _col(mapping, "tags"),
-    }
+    header_lines = 0 if path.name.lower().endswith(".parquet") else 1
     value_case = (
         "CASE split_part(problem, '|', 1) "
-        + " ".join(f"WHEN {sql_string(k)} THEN {v}" for k, v in raw_cols.items())
-        + " END"
-    )
-    parsed = _select_parsed(mapping, path).replace(
-        "SELECT\n",
-        f"SELECT\n {line_expr} AS line_no, "
-        + ", ".join(f'{v} AS "raw_{k}"' for k, v in raw_cols.items())
-        + ",\n",
-        1,
-    )
-    value_case = (
-        "CASE split_part(problem, '|', 1) "
-        + " ".join(f'WHEN {sql_string(k)} THEN "raw_{k}"' for k in raw_cols)
+        + " ".join(f"WHEN {sql_string(focus)} THEN {raw}" for focus, raw in PROBLEM_COLUMNS.items())
         + " END"
     )
     sql = (
-        f"SELECT line_no, problem, {value_case} FROM ({parsed}) WHERE problem IS NOT NULL ORDER BY line_no"
+        f"SELECT line_no + {header_lines}, problem, {value_case} "
+        f"FROM ({_select_parsed(mapping, path, with_raw=True)}) WHERE problem IS NOT NULL ORDER BY line_no"
         + (f" LIMIT {int(limit)}" if limit else "")
     )
     out = []

@@ -14,6 +14,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -143,6 +144,12 @@ class Ingestor:
             )
         return run_id
 
+    def _discard_run(self, run_id: str) -> None:
+        with self.db.session() as session:
+            run = session.get(IngestionRun, run_id)
+            if run is not None:
+                session.delete(run)
+
     def _fail_run(self, run_id: str, message: str) -> None:
         with self.db.session() as session:
             run = session.get(IngestionRun, run_id)
@@ -253,6 +260,46 @@ class Ingestor:
             todo.append(path)
         return todo, checksums
 
+    def _looks_ingested(self, kind: str, source: str, path: Path) -> bool:
+        """Cheap hint (same path and size as an active ledger entry) that a file may be a re-delivery."""
+        with self.db.session() as session:
+            found = session.scalar(
+                select(IngestedFile.id)
+                .where(
+                    IngestedFile.kind == kind,
+                    IngestedFile.source == source,
+                    IngestedFile.path == str(path),
+                    IngestedFile.size_bytes == path.stat().st_size,
+                    IngestedFile.status == "active",
+                )
+                .limit(1)
+            )
+        return found is not None
+
+    def _plan_checksums(
+        self, kind: str, source: str, paths: Sequence[Path], force: bool, report: IngestReport, pool: Executor
+    ) -> tuple[list[Path], dict[Path, Future[str]]]:
+        """Files to stage, each with its SHA-256 under way in the background (it overlaps the staging).
+
+        A file that looks like a re-delivery is hashed first, so an unchanged file is skipped unread.
+        """
+        todo: list[Path] = []
+        hashes: dict[Path, Future[str]] = {}
+        for path in paths:
+            if not path.is_file():
+                raise IngestError(Location(path), "file not found", "a path to an existing file")
+            future = pool.submit(file_checksum, path)
+            if (
+                not force
+                and self._looks_ingested(kind, source, path)
+                and self._already_ingested(kind, source, future.result())
+            ):
+                report.files.append(FileReport(path, "skipped"))
+                continue
+            todo.append(path)
+            hashes[path] = future
+        return todo, hashes
+
     # ----- FOCUS ---------------------------------------------------------------------------------------
     def ingest_focus(
         self,
@@ -265,10 +312,32 @@ class Ingestor:
         on_progress: ProgressCallback | None = None,
     ) -> IngestReport:
         report = IngestReport(run_id="", kind="focus", source=source)
-        todo, checksums = self._select_new("focus", source, paths, force, report)
-        if not todo:
-            return report
-        report.run_id = self._start_run("focus", source, len(todo))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="checksum") as pool:
+            todo, hashes = self._plan_checksums("focus", source, paths, force, report, pool)
+            if not todo:
+                return report
+            report.run_id = self._start_run("focus", source, len(todo))
+            try:
+                return self._ingest_focus_files(
+                    report, todo, hashes, source, skip_bad_rows, force, rejects_dir, on_progress
+                )
+            except BaseException as exc:
+                self._fail_run(report.run_id, str(exc))
+                raise
+
+    def _ingest_focus_files(
+        self,
+        report: IngestReport,
+        todo: list[Path],
+        hashes: dict[Path, Future[str]],
+        source: str,
+        skip_bad_rows: bool,
+        force: bool,
+        rejects_dir: Path | None,
+        on_progress: ProgressCallback | None,
+    ) -> IngestReport:
+        checksums: dict[Path, tuple[str, int]] = {}
+        seen: set[str] = set()
         con = self.lake.connect(for_ingest=True)
         try:
             con.execute("SET TimeZone='UTC'")
@@ -277,6 +346,13 @@ class Ingestor:
                 if on_progress:
                     on_progress(i, len(todo), path)
                 staged = focus.stage_file(con, path, "stage", i)
+                checksum = hashes[path].result()
+                if checksum in seen or (not force and self._already_ingested("focus", source, checksum)):
+                    con.execute(f"DELETE FROM stage WHERE file_id = {i}")
+                    report.files.append(FileReport(path, "skipped"))
+                    continue
+                seen.add(checksum)
+                checksums[path] = (checksum, path.stat().st_size)
                 fr = FileReport(
                     path,
                     "ingested",
@@ -301,13 +377,14 @@ class Ingestor:
                 report.files.append(fr)
             if on_progress:
                 on_progress(len(todo), len(todo), todo[-1])
+            if not checksums:  # every file turned out to be ingested already: the run changed nothing
+                self._discard_run(report.run_id)
+                report.run_id = ""
+                return report
             written = self._write_focus_partitions(con, source, report.run_id)
             report.partitions = sorted(written, key=lambda k: (k.billing_period, k.account))
             self._finish_run(report, written, checksums, replaces=True)
             return report
-        except BaseException as exc:
-            self._fail_run(report.run_id, str(exc))
-            raise
         finally:
             con.close()
 
@@ -346,9 +423,9 @@ class Ingestor:
     def _write_focus_partitions(
         self, con: duckdb.DuckDBPyConnection, source: str, run_id: str
     ) -> dict[PartitionKey, int]:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE facts AS {self._cost_select('stage', source, run_id)}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW facts AS {self._cost_select('stage', source, run_id)}")
         keys = con.execute(
-            "SELECT DISTINCT billing_period, coalesce(billing_account, '') FROM facts ORDER BY ALL"
+            "SELECT DISTINCT billing_period, coalesce(billing_account, '') FROM stage WHERE NOT bad ORDER BY ALL"
         ).fetchall()
         written: dict[PartitionKey, int] = {}
         with self.lake.write_lock():

@@ -115,11 +115,11 @@ class Lake:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".data.{uuid.uuid4().hex}.parquet.tmp")
         try:
-            con.execute(
+            copied = con.execute(
                 f"COPY ({select_sql}) TO {sql_string(str(tmp))} "
                 "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
-            )
-            rows = int(fetch_one(con, f"SELECT count(*) FROM read_parquet({sql_string(str(tmp))})")[0])
+            ).fetchall()
+            rows = int(copied[0][0]) if copied else 0
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
