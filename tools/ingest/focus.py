@@ -257,8 +257,9 @@ def _select_parsed(mapping: dict[str, str], path: Path, *, with_raw: bool = Fals
     """
 
 
-#: columns that identify a daily fact; the others are carried along (any value of the group)
-GROUP_COLUMNS = (
+#: a daily fact is one group of these (measured faster in DuckDB than grouping by fewer keys and carrying
+#: the rest with any_value)
+STAGE_COLUMNS = (
     "day",
     "billing_period",
     "provider",
@@ -273,8 +274,6 @@ GROUP_COLUMNS = (
     "charge_frequency",
     "currency",
     "tags",
-)
-CARRIED_COLUMNS = (
     "billing_account_name",
     "sub_account_name",
     "service_category",
@@ -285,7 +284,6 @@ CARRIED_COLUMNS = (
     "pricing_unit",
     "consumed_unit",
 )
-STAGE_COLUMNS = GROUP_COLUMNS + CARRIED_COLUMNS
 
 
 def create_stage(con: duckdb.DuckDBPyConnection, table: str) -> None:
@@ -307,16 +305,15 @@ class StagedFile:
 def stage_file(con: duckdb.DuckDBPyConnection, path: Path, table: str, file_id: int) -> StagedFile:
     """Read ``path`` and append its rows, aggregated to daily grain, to ``table``."""
     mapping = map_columns(con, path)
-    keys = ", ".join(GROUP_COLUMNS)
-    carried = ", ".join(f"any_value({c})" for c in CARRIED_COLUMNS)
+    keys = ", ".join(STAGE_COLUMNS)
     try:
         con.execute(
             f"""
             INSERT INTO {table} BY POSITION
-            SELECT {keys}, {carried}, sum(consumed_quantity), sum(billed_cost), sum(effective_cost),
+            SELECT {keys}, sum(consumed_quantity), sum(billed_cost), sum(effective_cost),
                    sum(list_cost), count(*), bad, {int(file_id)}
             FROM (SELECT * EXCLUDE (problem), problem IS NOT NULL AS bad FROM ({_select_parsed(mapping, path)}))
-            GROUP BY {keys}, bad
+            GROUP BY ALL
             """
         )
     except duckdb.Error as exc:
