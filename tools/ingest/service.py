@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 from sqlalchemy import select
@@ -26,13 +27,15 @@ from sqlalchemy import select
 from config.model import FinOpsConfig
 from tools.errors import IngestError, Location
 from tools.ingest import focus
-from tools.ingest.pricing import ModelPrice, price_usage
 from tools.ingest.records import BillingRecord, Rejected, UsageRecord
 from tools.store.db import Database
 from tools.store.lake import Lake, PartitionKey, fetch_one, sql_string
 from tools.store.models import IngestedFile, IngestionRun, LakePartition
 from tools.store.schema import COST_FACT_COLUMNS, COST_FACT_NAMES, USAGE_FACT_COLUMNS, USAGE_FACT_NAMES
 from tools.taxonomy import TAG_VALUES, dimension_sql
+
+if TYPE_CHECKING:
+    from tools.ingest.pricing import ModelPrice
 
 Clock = Callable[[], datetime]
 ProgressCallback = Callable[[int, int, Path], None]
@@ -509,6 +512,8 @@ class Ingestor:
         skip_bad_rows: bool,
         rejects_dir: Path | None,
     ) -> tuple[FileReport, int, int]:
+        from tools.ingest.pricing import price_usage
+
         overrides = price_overrides(self.config)
         batch_discount = self.config.pricing.batch_discount
         rejected: list[Rejected] = []
@@ -730,6 +735,8 @@ def _billing_row(r: BillingRecord) -> dict[str, object]:
 
 
 def price_overrides(config: FinOpsConfig) -> dict[str, ModelPrice]:
+    from tools.ingest.pricing import ModelPrice
+
     out: dict[str, ModelPrice] = {}
     for o in config.pricing.overrides:
         out[o.model] = ModelPrice(
