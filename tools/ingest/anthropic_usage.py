@@ -20,13 +20,14 @@ from tools.errors import Location
 from tools.ingest.jsonfile import (
     Bucket,
     RowError,
+    as_result,
     get_count,
     get_str,
-    iter_page_buckets,
+    iter_bucket_records,
     join_key,
     parse_decimal,
 )
-from tools.ingest.records import ANTHROPIC, BillingRecord, BillingStream, Rejected, UsageRecord, UsageStream
+from tools.ingest.records import ANTHROPIC, BillingRecord, BillingStream, UsageRecord, UsageStream
 from tools.ingest.timeparse import parse_timestamp
 from tools.ingest.tokens import from_anthropic_usage
 
@@ -60,18 +61,14 @@ def parse_anthropic_usage(path: Path) -> UsageStream:
     a non-zero ``server_tool_use.web_search_requests`` is kept as the attribute ``web_search_requests``
     (``TokenCounts`` has no kind for it, it is not priced here).
     """
-    for bucket in iter_page_buckets(path, _USAGE_EXPECTED):
-        try:
-            start, end = _bucket_times(bucket)
-        except RowError as err:
-            yield _rejected(path, bucket.line, err)
-            continue
-        for index, result in enumerate(bucket.results):
-            key = join_key(join_key(bucket.key, "results"), index)
-            try:
-                yield _usage_record(path, bucket, key, result, start, end)
-            except RowError as err:
-                yield _rejected(path, bucket.line, err)
+    yield from iter_bucket_records(
+        path,
+        _USAGE_EXPECTED,
+        ("starting_at", "ending_at"),
+        parse_timestamp,
+        "an ISO-8601 timestamp",
+        _usage_record,
+    )
 
 
 def parse_anthropic_costs(path: Path) -> BillingStream:
@@ -82,54 +79,20 @@ def parse_anthropic_costs(path: Path) -> BillingStream:
     ``workspace_id``, ``cost_type``, ``token_type``, ``service_tier``, ``context_window`` and
     ``inference_geo`` become attributes when not null.
     """
-    for bucket in iter_page_buckets(path, _COSTS_EXPECTED):
-        try:
-            start, end = _bucket_times(bucket)
-        except RowError as err:
-            yield _rejected(path, bucket.line, err)
-            continue
-        for index, result in enumerate(bucket.results):
-            key = join_key(join_key(bucket.key, "results"), index)
-            try:
-                yield _cost_record(path, bucket, key, result, start, end)
-            except RowError as err:
-                yield _rejected(path, bucket.line, err)
-
-
-def _rejected(path: Path, line: int, err: RowError) -> Rejected:
-    return Rejected(Location(path, line=line, key=err.key), err.reason, err.expected)
-
-
-def _bucket_times(bucket: Bucket) -> tuple[datetime, datetime | None]:
-    times: dict[str, datetime | None] = {}
-    for name in ("starting_at", "ending_at"):
-        value = bucket.value.get(name)
-        if value is None:
-            if name == "starting_at":
-                raise RowError(
-                    join_key(bucket.key, name), "bucket has no starting_at", "an ISO-8601 timestamp"
-                )
-            times[name] = None
-            continue
-        try:
-            times[name] = parse_timestamp(value)
-        except ValueError as exc:
-            raise RowError(join_key(bucket.key, name), f"{name}: {exc}", "an ISO-8601 timestamp") from exc
-    start = times["starting_at"]
-    assert start is not None
-    return start, times["ending_at"]
-
-
-def _as_mapping(value: Any, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise RowError(key, f"result is not a JSON object (got {type(value).__name__})", "a JSON object")
-    return value
+    yield from iter_bucket_records(
+        path,
+        _COSTS_EXPECTED,
+        ("starting_at", "ending_at"),
+        parse_timestamp,
+        "an ISO-8601 timestamp",
+        _cost_record,
+    )
 
 
 def _usage_record(
     path: Path, bucket: Bucket, key: str, value: Any, start: datetime, end: datetime | None
 ) -> UsageRecord:
-    result = _as_mapping(value, key)
+    result = as_result(value, key)
     cache_creation: Mapping[str, Any] = {}
     creation_key = join_key(key, "cache_creation")
     raw_creation = result.get("cache_creation")
@@ -181,7 +144,7 @@ def _usage_record(
 def _cost_record(
     path: Path, bucket: Bucket, key: str, value: Any, start: datetime, end: datetime | None
 ) -> BillingRecord:
-    result = _as_mapping(value, key)
+    result = as_result(value, key)
     raw_amount = result.get("amount")
     amount_key = join_key(key, "amount")
     if raw_amount is None:

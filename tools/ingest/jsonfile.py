@@ -13,13 +13,15 @@ the field helpers raise ``RowError``, which parsers turn into ``Rejected`` for t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tools.errors import IngestError, Location
+from tools.ingest.records import Rejected
 
 _DECODER = json.JSONDecoder(parse_float=Decimal)
 _WHITESPACE = " \t\r\n"
@@ -190,6 +192,60 @@ def iter_page_buckets(path: Path, expected: str) -> Iterator[Bucket]:
                     f"{expected}: buckets with start/end times and a 'results' list",
                 )
             yield Bucket(doc.line, bucket_key, bucket, bucket["results"])
+
+
+RecordT = TypeVar("RecordT")
+BucketRecordFactory = Callable[[Path, "Bucket", str, Any, datetime, datetime | None], RecordT]
+
+
+def iter_bucket_records(
+    path: Path,
+    expected: str,
+    times: tuple[str, str],
+    parse_time: Callable[[Any], datetime],
+    time_expected: str,
+    make: BucketRecordFactory[RecordT],
+) -> Iterator[RecordT | Rejected]:
+    """Every result of every bucket of admin-API pages through ``make``, or ``Rejected`` for a bad one.
+
+    ``times`` names the bucket's start and end fields (the start is required); a bucket whose times
+    cannot be read is one ``Rejected`` and its results are not read.
+    """
+    start_name, end_name = times
+    for bucket in iter_page_buckets(path, expected):
+        try:
+            start = _bucket_time(bucket, start_name, parse_time, time_expected, required=True)
+            end = _bucket_time(bucket, end_name, parse_time, time_expected, required=False)
+        except RowError as err:
+            yield Rejected(Location(path, line=bucket.line, key=err.key), err.reason, err.expected)
+            continue
+        assert start is not None
+        for index, result in enumerate(bucket.results):
+            key = join_key(join_key(bucket.key, "results"), index)
+            try:
+                yield make(path, bucket, key, result, start, end)
+            except RowError as err:
+                yield Rejected(Location(path, line=bucket.line, key=err.key), err.reason, err.expected)
+
+
+def _bucket_time(
+    bucket: Bucket, name: str, parse_time: Callable[[Any], datetime], expected: str, *, required: bool
+) -> datetime | None:
+    value = bucket.value.get(name)
+    if value is None:
+        if required:
+            raise RowError(join_key(bucket.key, name), f"bucket has no {name}", expected)
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise RowError(join_key(bucket.key, name), f"{name}: {exc}", expected) from exc
+
+
+def as_result(value: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RowError(key, f"result is not a JSON object (got {type(value).__name__})", "a JSON object")
+    return value
 
 
 # ---------------------------------------------------------------------------------------------------------

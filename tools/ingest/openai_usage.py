@@ -22,13 +22,14 @@ from tools.errors import Location
 from tools.ingest.jsonfile import (
     Bucket,
     RowError,
+    as_result,
     get_count,
     get_str,
-    iter_page_buckets,
+    iter_bucket_records,
     join_key,
     parse_decimal,
 )
-from tools.ingest.records import OPENAI, BillingRecord, BillingStream, Rejected, UsageRecord, UsageStream
+from tools.ingest.records import OPENAI, BillingRecord, BillingStream, UsageRecord, UsageStream
 from tools.ingest.timeparse import from_unix_seconds
 from tools.ingest.tokens import from_openai_usage
 
@@ -53,18 +54,9 @@ def parse_openai_usage(path: Path) -> UsageStream:
     model) keeps ``model=None``. The record key is the bucket start plus every grouping field, so
     re-ingesting an overlapping export replaces, never duplicates.
     """
-    for bucket in iter_page_buckets(path, _USAGE_EXPECTED):
-        try:
-            start, end = _bucket_times(bucket)
-        except RowError as err:
-            yield _rejected(path, bucket.line, err)
-            continue
-        for index, result in enumerate(bucket.results):
-            key = join_key(join_key(bucket.key, "results"), index)
-            try:
-                yield _usage_record(path, bucket, key, result, start, end)
-            except RowError as err:
-                yield _rejected(path, bucket.line, err)
+    yield from iter_bucket_records(
+        path, _USAGE_EXPECTED, ("start_time", "end_time"), from_unix_seconds, "unix seconds", _usage_record
+    )
 
 
 def parse_openai_costs(path: Path) -> BillingStream:
@@ -75,18 +67,9 @@ def parse_openai_costs(path: Path) -> BillingStream:
     before the first ``", "`` (``"gpt-4o-2024-08-06, input"`` -> ``gpt-4o-2024-08-06``); a line item
     without that separator (e.g. a tool or storage charge) or no line item gives ``model=None``.
     """
-    for bucket in iter_page_buckets(path, _COSTS_EXPECTED):
-        try:
-            start, end = _bucket_times(bucket)
-        except RowError as err:
-            yield _rejected(path, bucket.line, err)
-            continue
-        for index, result in enumerate(bucket.results):
-            key = join_key(join_key(bucket.key, "results"), index)
-            try:
-                yield _cost_record(path, bucket, key, result, start, end)
-            except RowError as err:
-                yield _rejected(path, bucket.line, err)
+    yield from iter_bucket_records(
+        path, _COSTS_EXPECTED, ("start_time", "end_time"), from_unix_seconds, "unix seconds", _cost_record
+    )
 
 
 def model_from_line_item(line_item: str | None) -> str | None:
@@ -97,38 +80,10 @@ def model_from_line_item(line_item: str | None) -> str | None:
     return model or None
 
 
-def _rejected(path: Path, line: int, err: RowError) -> Rejected:
-    return Rejected(Location(path, line=line, key=err.key), err.reason, err.expected)
-
-
-def _bucket_times(bucket: Bucket) -> tuple[datetime, datetime | None]:
-    times: dict[str, datetime | None] = {}
-    for name in ("start_time", "end_time"):
-        value = bucket.value.get(name)
-        if value is None:
-            if name == "start_time":
-                raise RowError(join_key(bucket.key, name), "bucket has no start_time", "unix seconds")
-            times[name] = None
-            continue
-        try:
-            times[name] = from_unix_seconds(value)
-        except ValueError as exc:
-            raise RowError(join_key(bucket.key, name), f"{name}: {exc}", "unix seconds") from exc
-    start = times["start_time"]
-    assert start is not None
-    return start, times["end_time"]
-
-
-def _as_mapping(value: Any, key: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise RowError(key, f"result is not a JSON object (got {type(value).__name__})", "a JSON object")
-    return value
-
-
 def _usage_record(
     path: Path, bucket: Bucket, key: str, value: Any, start: datetime, end: datetime | None
 ) -> UsageRecord:
-    result = _as_mapping(value, key)
+    result = as_result(value, key)
     object_type = get_str(result, "object")
     if object_type not in _OPERATIONS:
         raise RowError(
@@ -186,7 +141,7 @@ def _usage_record(
 def _cost_record(
     path: Path, bucket: Bucket, key: str, value: Any, start: datetime, end: datetime | None
 ) -> BillingRecord:
-    result = _as_mapping(value, key)
+    result = as_result(value, key)
     amount_obj = result.get("amount")
     amount_key = join_key(key, "amount")
     if not isinstance(amount_obj, Mapping):
