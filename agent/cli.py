@@ -433,9 +433,34 @@ def demo(
     run_guarded(go)
 
 
+GLOBAL_OPTIONS = ("--db", "--config", "--as-of")
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Let --db / --config / --as-of be given anywhere (``finops costs --db URL``), not only first."""
+    hoisted: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg in GLOBAL_OPTIONS and i + 1 < len(argv):
+            hoisted += [arg, argv[i + 1]]
+            i += 2
+            continue
+        if arg.split("=", 1)[0] in GLOBAL_OPTIONS and "=" in arg:
+            hoisted.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return hoisted + rest
+
+
 def main() -> None:
     try:
-        app()
+        app(args=hoist_global_options(sys.argv[1:]), prog_name="finops")
     except KeyboardInterrupt:
         sys.exit(130)
 

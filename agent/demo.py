@@ -35,7 +35,7 @@ def run_demo(db: Database, lake: Lake, config: FinOpsConfig, data_dir: Path) -> 
         report = ingest(db, lake, config, kind, paths, source)
         skipped = sum(1 for f in report.files if f.status == "skipped")
         note = f" ({skipped} file(s) already ingested)" if skipped else ""
-        console.print(f"  ingest {kind:<16} {source:<16} {report.rows_accepted:>9,} rows{note}")
+        console.print(f"  ingest {kind:<16} {source:<16} {report.rows_accepted:>9,} rows{note}", soft_wrap=True)
 
     today = DEMO_AS_OF
     last_month = parse_period("last-month", today)

@@ -121,3 +121,21 @@ def test_cli_help_runs_as_a_console_script() -> None:
     exe = Path(sys.executable).with_name("finops")
     out = subprocess.run([str(exe), "--help"], capture_output=True, text=True, check=True)
     assert "ingest" in out.stdout and "costs" in out.stdout
+
+
+def test_cli_global_options_may_follow_the_command(tmp_path: Path) -> None:
+    from agent.cli import hoist_global_options
+
+    assert hoist_global_options(
+        ["costs", "--by", "team", "--db", "sqlite:///x.db", "--as-of=2024-09-21"]
+    ) == ["--db", "sqlite:///x.db", "--as-of=2024-09-21", "costs", "--by", "team"]
+    exe = Path(sys.executable).with_name("finops")
+    db = tmp_path / "elsewhere.db"
+    out = subprocess.run(
+        [str(exe), "init", "--db", f"sqlite:///{db}"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert "revision" in out.stdout and db.exists()

@@ -246,7 +246,9 @@ def test_focus_ledger_records_files_partitions_and_counts(ingestor: Ingestor, tm
     assert all(Path(p.path).exists() for p in parts)
 
 
-def test_focus_same_content_under_two_names_counts_once(ingestor: Ingestor, lake: Lake, tmp_path: Path) -> None:
+def test_focus_same_content_under_two_names_counts_once(
+    ingestor: Ingestor, lake: Lake, tmp_path: Path
+) -> None:
     first = write_focus(tmp_path / "a" / "part-1.csv", [row("11")])
     copy = tmp_path / "b" / "part-1-copy.csv"
     copy.parent.mkdir()
