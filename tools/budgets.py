@@ -164,9 +164,8 @@ def token_budget_status(
             f"day < DATE {sql_string(min(today, period.end).isoformat())}",
             _filter_sql({"project": [b.project]}, USAGE_DIMENSIONS),
         ]
-        (raw,) = con.execute(
-            f"SELECT sum(total_tokens) FROM usage_facts WHERE {' AND '.join(where)}"
-        ).fetchall()[0]
+        # usage_allocated counts each call once even when several sources describe it
+        (raw,) = con.execute(f"SELECT sum(tokens) FROM usage_allocated WHERE {' AND '.join(where)}").fetchall()[0]
         actual = int(raw or 0)
         forecast_dec, _ = _forecast(Decimal(actual), period, today)
         crossed, status = _status(Decimal(actual) / b.tokens, b.thresholds)

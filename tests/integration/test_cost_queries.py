@@ -250,3 +250,15 @@ def test_untagged_spend_suggests_owner_from_the_same_resource_and_the_account(
     assert offenders[None].suggested_team is None and "shared cost" in offenders[None].reason
     assert offenders["vm-1"].suggested_team == "search" and "same resource" in offenders["vm-1"].reason
     assert offenders["gpu-9"].suggested_team == "ml-research" and "444455556666" in offenders["gpu-9"].reason
+
+
+def test_token_budget_counts_calls_seen_by_two_sources_once(ingestor: Ingestor, lake: Lake, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    api = usage(day="2024-09-02", input_tokens=700, output=100, cost="1", project="bot")
+    span = usage(day="2024-09-02", input_tokens=700, output=100, cost="1", project="bot", feature="chat")
+    ingest(ingestor, tmp_path, [replace(api, source_format="openai-usage")], source="openai-usage")
+    ingest(ingestor, tmp_path, [replace(span, source_format="otel")], source="otel")
+    config = parse_config("token_budgets:\n  - {project: bot, tokens: 1000}\n")
+    (status,) = token_budget_status(open_costs(lake), config, date(2024, 9, 11))
+    assert status.actual == 800
