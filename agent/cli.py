@@ -433,6 +433,149 @@ def demo(
     run_guarded(go)
 
 
+# ----- detection -----------------------------------------------------------------------------------------
+findings_app = typer.Typer(help="Findings from scans: list, show, feedback.", invoke_without_command=True)
+app.add_typer(findings_app, name="findings")
+
+
+def _now(c: Context) -> datetime:
+    """The scan clock: --as-of (start of that day, UTC) or now."""
+    as_of: date | None = c.settings().as_of
+    return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) if as_of else datetime.now(UTC)
+
+
+@app.command()
+def scan(
+    ctx: typer.Context,
+    rule: Annotated[list[str] | None, typer.Option("--rule", help="Only these rule ids (repeatable)")] = None,
+    no_cloud: Annotated[bool, typer.Option("--no-cloud", help="Do not read the AWS inventory")] = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Run every enabled waste rule, anomaly detection and budget checks; store the findings."""
+
+    def go() -> None:
+        from agent.detect_cli import run_scan_cli
+
+        c = _ctx(ctx)
+        run_scan_cli(c.database(), c.lake(), c.config(), _now(c), cloud=not no_cloud, rules=rule, fmt=fmt)
+
+    run_guarded(go)
+
+
+@findings_app.callback()
+def findings_list(
+    ctx: typer.Context,
+    status: Annotated[
+        list[str] | None,
+        typer.Option("--status", help="open, notified, snoozed, resolved, suppressed (repeatable)"),
+    ] = None,
+    team: Annotated[str | None, typer.Option("--team", help="Owner team")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="waste, anomaly, budget, token-budget, governance")
+    ] = None,
+    rule: Annotated[str | None, typer.Option("--rule", help="Rule id")] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """List findings, largest monthly impact first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    _check_format(fmt)
+
+    def go() -> None:
+        from agent.detect_cli import show_findings
+
+        show_findings(_ctx(ctx).database(), status=status or [], team=team, kind=kind, rule=rule, fmt=fmt)
+
+    run_guarded(go)
+
+
+@findings_app.command("show")
+def findings_show(
+    ctx: typer.Context,
+    finding_id: Annotated[str, typer.Argument(help="Finding id or prefix")],
+    fmt: FormatOpt = "table",
+) -> None:
+    """Evidence, $ impact per month, owner and proposed remediation of one finding."""
+
+    def go() -> None:
+        from agent.detect_cli import show_finding
+
+        show_finding(_ctx(ctx).database(), finding_id, fmt)
+
+    run_guarded(go)
+
+
+@findings_app.command("feedback")
+def findings_feedback(
+    ctx: typer.Context,
+    finding_id: Annotated[str, typer.Argument(help="Finding id or prefix")],
+    verdict: Annotated[str, typer.Argument(help="expected | not-waste | snooze | reopen")],
+    days: Annotated[int | None, typer.Option("--days", help="Snooze for N days")] = None,
+    actor: Annotated[str | None, typer.Option("--as", help="Who says so (Slack id or name)")] = None,
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+) -> None:
+    """Record feedback: expected / not-waste suppress the finding for good; snooze hides it for N days."""
+
+    def go() -> None:
+        from tools.findings_store import record_feedback
+
+        c = _ctx(ctx)
+        row = record_feedback(
+            c.database(), finding_id, verdict, _now(c), days=days, actor=actor, comment=comment
+        )
+        typer.echo(
+            f"{row.fingerprint}: {row.status}"
+            + (f" until {row.snoozed_until:%Y-%m-%d}" if row.snoozed_until else "")
+        )
+
+    run_guarded(go)
+
+
+@app.command()
+def anomalies(
+    ctx: typer.Context,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    period: PeriodOpt = None,
+    dimension: Annotated[list[str] | None, typer.Option("--dimension", help="Only these dimensions")] = None,
+    include_one_offs: Annotated[
+        bool, typer.Option("--include-one-offs", help="Also Purchase/Tax/One-Time")
+    ] = False,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Cost and usage anomalies (spikes, level shifts, drifts) with expected range and root cause."""
+    _check_format(fmt)
+
+    def go() -> None:
+        from agent.detect_cli import show_anomalies
+
+        c = _ctx(ctx)
+        p = _period(c, period, start, end)
+        show_anomalies(c.lake(), c.config(), c.database(), p.start, p.end, dimension, include_one_offs, fmt)
+
+    run_guarded(go)
+
+
+@app.command()
+def forecast(
+    ctx: typer.Context,
+    by: Annotated[str | None, typer.Option("--by", help="A dimension, e.g. team")] = None,
+    period: Annotated[str, typer.Option("--period", help="The period to forecast the end of")] = "this-month",
+    metric: MetricOpt = "effective",
+    fmt: FormatOpt = "table",
+) -> None:
+    """Period-end spend forecast with an interval, per group and per budget (date a budget runs out)."""
+    _check_format(fmt)
+
+    def go() -> None:
+        from agent.detect_cli import show_forecast
+
+        c = _ctx(ctx)
+        show_forecast(c.lake(), c.config(), by, _period(c, period, None, None), c.today(), metric, fmt)
+
+    run_guarded(go)
+
+
 GLOBAL_OPTIONS = ("--db", "--config", "--as-of")
 
 

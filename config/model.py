@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -171,6 +171,45 @@ class Pricing(_Strict):
     overrides: list[PriceOverride] = Field(default_factory=list)
 
 
+class AnomalyThreshold(_Strict):
+    """An anomaly is reported only if it is both this large in $ and this large relative to expected."""
+
+    min_impact: Annotated[Decimal, Field(ge=0)] = Field(Decimal("50"), examples=[50])
+    min_relative: Annotated[Decimal, Field(ge=0)] = Field(Decimal("0.25"), examples=[0.25])
+
+
+def _default_thresholds() -> dict[str, AnomalyThreshold]:
+    return {
+        "default": AnomalyThreshold(),
+        "prod": AnomalyThreshold(min_impact=Decimal("50"), min_relative=Decimal("0.2")),
+        "dev": AnomalyThreshold(min_impact=Decimal("200"), min_relative=Decimal("0.5")),
+    }
+
+
+class AnomalyConfig(_Strict):
+    dimensions: list[str] = Field(
+        default_factory=lambda: ["service", "team", "project", "feature", "model", "account"],
+        examples=[["service", "team"]],
+    )
+    usage_dimensions: list[str] = Field(default_factory=lambda: ["feature", "model"], examples=[["feature"]])
+    thresholds: dict[str, AnomalyThreshold] = Field(
+        default_factory=_default_thresholds,
+        description="per environment ('default' for the rest); dev looser than prod",
+    )
+    include_one_offs: bool = Field(False, description="also watch Purchase / Tax / One-Time charges")
+    lookback_days: Annotated[int, Field(ge=14, le=730)] = Field(90, examples=[90])
+
+
+class AwsConfig(_Strict):
+    """AWS inventory and metrics. Credentials come from the standard AWS configuration."""
+
+    regions: list[str] = Field(default_factory=lambda: ["us-east-1"], examples=[["us-east-1", "eu-west-1"]])
+    endpoint_url: str | None = Field(
+        None, description="e.g. a local moto server", examples=["http://127.0.0.1:5000"]
+    )
+    profile: str | None = Field(None, examples=["finops-readonly"])
+
+
 class FinOpsConfig(_Strict):
     """The whole of finops.yaml."""
 
@@ -188,6 +227,21 @@ class FinOpsConfig(_Strict):
     guardrails: Guardrails = Field(default_factory=Guardrails)
     feature_value: list[FeatureValue] = Field(default_factory=list)
     pricing: Pricing = Field(default_factory=Pricing)
+    anomalies: AnomalyConfig = Field(default_factory=AnomalyConfig)
+    rules: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="rule id -> parameter overrides; {enabled: false} disables a rule",
+        examples=[{"idle-gpu-instance": {"days": 7}}],
+    )
+    aws: AwsConfig = Field(default_factory=AwsConfig)
+    finops_team: str | None = Field(
+        None, description="owner of findings no one else owns", examples=["platform"]
+    )
+    currency_rates: dict[str, Annotated[Decimal, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description="1 unit of currency -> USD, for bills in other currencies",
+        examples=[{"EUR": 1.08}],
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> FinOpsConfig:

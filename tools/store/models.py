@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -90,3 +101,59 @@ class LakePartition(Base):
     rows: Mapped[int] = mapped_column(BigInteger)
     run_id: Mapped[str] = mapped_column(ForeignKey("ingestion_runs.id"))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FindingRow(Base):
+    """A finding as an owner sees it: one row per fingerprint, updated by every scan that sees it again."""
+
+    __tablename__ = "findings"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))  # waste | anomaly | budget | token-budget | governance
+    rule_id: Mapped[str] = mapped_column(String(64), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open|notified|snoozed|resolved|suppressed
+    severity: Mapped[str] = mapped_column(String(8))
+    resource: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resource_kind: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    account: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    scope: Mapped[str] = mapped_column(Text, default="{}")  # JSON object of dimensions
+    team: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    owner_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    monthly_impact: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    currency: Mapped[str] = mapped_column(String(3))
+    evidence: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    proposed_action: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    action_params: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    recommendation: Mapped[str | None] = mapped_column(Text, nullable=True)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class FindingFeedback(Base):
+    """What a person said about a finding (expected / not waste / snooze), kept as history."""
+
+    __tablename__ = "finding_feedback"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(ForeignKey("findings.fingerprint"), index=True)
+    verdict: Mapped[str] = mapped_column(String(16))  # expected | not-waste | snooze | reopen
+    actor: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AlertState(Base):
+    """Alerts that have fired, so each (budget, period, threshold) fires once whatever the re-scans."""
+
+    __tablename__ = "alert_state"
+    __table_args__ = (UniqueConstraint("alert_key", name="uq_alert_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_key: Mapped[str] = mapped_column(String(256))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime())

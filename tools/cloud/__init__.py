@@ -1,0 +1,1 @@
+"""Cloud inventory and metrics: the interface (``inventory``) and its AWS implementation (``aws``)."""

@@ -1,0 +1,137 @@
+"""`finops scan`: every enabled waste rule, anomaly detection and budget checks, stored as findings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from config.model import FinOpsConfig
+from tools.alerts import Alert, budget_alerts, fire_new
+from tools.findings import Finding
+from tools.findings_store import UpsertResult, suppressed_fingerprints, upsert_findings
+from tools.rules import load_rules, registry
+from tools.rules.base import RuleContext
+from tools.store.db import Database
+
+if TYPE_CHECKING:
+    from tools.anomaly import Anomaly
+    from tools.cloud.inventory import Inventory
+
+ANOMALY_RULE = "cost-anomaly"
+#: anomalies that started within this many days before the scan become findings
+ANOMALY_WINDOW_DAYS = 14
+
+
+@dataclass
+class ScanReport:
+    findings: list[Finding] = field(default_factory=list)
+    stored: UpsertResult = field(default_factory=UpsertResult)
+    new_alerts: list[Alert] = field(default_factory=list)
+    rules_run: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # rule id -> what went wrong (the scan goes on)
+
+    def by_rule(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.findings:
+            out[f.rule_id] = out.get(f.rule_id, 0) + 1
+        return out
+
+
+def anomaly_finding(a: Anomaly, now: datetime, currency: str) -> Finding:
+    days = (a.end - a.start).days + 1
+    monthly = abs(a.impact) / days * 30 if a.kind in ("level_shift", "drift") else abs(a.impact)
+    money = not a.dimension.endswith((".tokens", ".requests"))
+    unit = currency if money else a.dimension.split(".", 1)[1]
+    return Finding(
+        kind="anomaly",
+        rule_id=ANOMALY_RULE,
+        fingerprint=a.id,
+        title=f"{a.kind.replace('_', ' ').capitalize()} in {a.dimension} {a.key} from {a.start}: "
+        f"{a.actual:,.2f} vs expected {a.expected:,.2f} {unit}",
+        monthly_impact=monthly.quantize(Decimal("0.01")) if money else Decimal(0),
+        detected_at=now,
+        scope={a.dimension: a.key} if "." not in a.dimension else {a.dimension.split(".")[0]: a.key},
+        currency=currency,
+        severity=a.severity,
+        evidence={
+            "start": a.start.isoformat(),
+            "end": a.end.isoformat(),
+            "kind": a.kind,
+            "actual": a.actual,
+            "expected": a.expected,
+            "lower": a.lower,
+            "upper": a.upper,
+            "impact": a.impact,
+            "root_cause": [
+                {"dimension": c.dimension, "key": c.key, "delta": c.delta, "share": c.share}
+                for c in a.root_cause
+            ],
+        },
+        recommendation="confirm with the owner; mark it `expected` if it was planned",
+    )
+
+
+def account_usual_teams(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    rows = con.execute("""
+        SELECT sub_account, arg_max(team, cost) FROM (
+            SELECT sub_account, team, sum(effective_cost) AS cost FROM cost_facts
+            WHERE sub_account IS NOT NULL AND team IS NOT NULL GROUP BY ALL) GROUP BY sub_account
+    """).fetchall()
+    return {str(a): str(t) for a, t in rows}
+
+
+def run_scan(
+    db: Database,
+    con: duckdb.DuckDBPyConnection,
+    config: FinOpsConfig,
+    now: datetime,
+    *,
+    inventory: Inventory | None = None,
+    rule_ids: Sequence[str] | None = None,
+    anomalies: bool = True,
+    budgets: bool = True,
+) -> ScanReport:
+    """Evaluate, then store. A rule that fails is reported in ``errors`` and the others still run."""
+    from tools.anomalies_query import find_anomalies
+    from tools.forecast_query import forecast_budgets
+
+    report = ScanReport()
+    load_rules()
+    ctx = RuleContext(config=config, now=now, costs=con, inventory=inventory)
+    rules = registry.build(config.rules)
+    if rule_ids is not None:
+        wanted = set(rule_ids)
+        for rule_id in wanted:
+            registry.get(rule_id)
+        rules = [r for r in rules if r.id in wanted]
+    for rule in rules:
+        try:
+            found = list(rule.evaluate(ctx))
+        except Exception as exc:  # one broken rule must not stop the scan
+            report.errors[rule.id] = f"{type(exc).__name__}: {exc}"
+            continue
+        report.findings.extend(found)
+        report.rules_run.append(rule.id)
+    if anomalies:
+        today: date = now.date()
+        for a in find_anomalies(
+            con,
+            config,
+            today - timedelta(days=ANOMALY_WINDOW_DAYS),
+            today,
+            feedback=suppressed_fingerprints(db),
+        ):
+            report.findings.append(anomaly_finding(a, now, config.currency))
+    if budgets:
+        alerts = budget_alerts(con, config, now, forecaster=forecast_budgets)
+        report.findings.extend(a.finding for a in alerts)
+        report.new_alerts = fire_new(db, alerts, now)
+    report.stored = upsert_findings(
+        db, report.findings, config, now, account_teams=account_usual_teams(con), rules_run=report.rules_run
+    )
+    return report
