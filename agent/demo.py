@@ -35,7 +35,9 @@ def run_demo(db: Database, lake: Lake, config: FinOpsConfig, data_dir: Path) -> 
         report = ingest(db, lake, config, kind, paths, source)
         skipped = sum(1 for f in report.files if f.status == "skipped")
         note = f" ({skipped} file(s) already ingested)" if skipped else ""
-        console.print(f"  ingest {kind:<16} {source:<16} {report.rows_accepted:>9,} rows{note}", soft_wrap=True)
+        console.print(
+            f"  ingest {kind:<16} {source:<16} {report.rows_accepted:>9,} rows{note}", soft_wrap=True
+        )
 
     today = DEMO_AS_OF
     last_month = parse_period("last-month", today)
@@ -50,6 +52,21 @@ def run_demo(db: Database, lake: Lake, config: FinOpsConfig, data_dir: Path) -> 
     show_untagged(lake, config, last_month, 5, "effective", "table")
     show_budgets(lake, config, today, "effective", "table")
     show_reconciliation(lake, config, "table")
+
+    from datetime import UTC, datetime
+
+    from agent.detect_cli import show_findings
+    from tools.costs import open_costs
+    from tools.scan import run_scan
+
+    now = datetime(today.year, today.month, today.day, tzinfo=UTC)
+    report = run_scan(db, open_costs(lake), config, now)
+    console.print(
+        f"\nScan as of {today}: {len(report.rules_run)} rules, {len(report.findings)} findings "
+        f"({report.stored.new} new); AWS inventory rules need AWS access (see `finops scan`).",
+        soft_wrap=True,
+    )
+    show_findings(db, status=["open", "notified"], team=None, kind=None, rule=None, fmt="table")
     console.print(
         "\nTry next:\n"
         f"  finops costs --by team,model --from {mtd.start} --to {mtd.end} --format json\n"
@@ -57,4 +74,7 @@ def run_demo(db: Database, lake: Lake, config: FinOpsConfig, data_dir: Path) -> 
         f"  finops --as-of {today} untagged --period last-month\n"
         f"  finops --as-of {today} budgets\n"
         "  finops costs --by provider,service --period 2024-Q3 --top 10\n"
+        f"  finops --as-of {today} anomalies --period last-30-days\n"
+        f"  finops --as-of {today} forecast --by team\n"
+        "  finops findings show ID    (an id from the table above)\n"
     )

@@ -42,6 +42,14 @@ class ScanReport:
         return out
 
 
+def _label(a: Anomaly) -> str:
+    if a.kind == "spike":
+        return "Spike" if a.impact >= 0 else "Drop"
+    if a.kind == "level_shift":
+        return "Level shift up" if a.impact >= 0 else "Level shift down"
+    return "Upward drift" if a.impact >= 0 else "Downward drift"
+
+
 def anomaly_finding(a: Anomaly, now: datetime, currency: str) -> Finding:
     days = (a.end - a.start).days + 1
     monthly = abs(a.impact) / days * 30 if a.kind in ("level_shift", "drift") else abs(a.impact)
@@ -51,7 +59,7 @@ def anomaly_finding(a: Anomaly, now: datetime, currency: str) -> Finding:
         kind="anomaly",
         rule_id=ANOMALY_RULE,
         fingerprint=a.id,
-        title=f"{a.kind.replace('_', ' ').capitalize()} in {a.dimension} {a.key} from {a.start}: "
+        title=f"{_label(a)} in {a.dimension} {a.key} from {a.start}: "
         f"{a.actual:,.2f} vs expected {a.expected:,.2f} {unit}",
         monthly_impact=monthly.quantize(Decimal("0.01")) if money else Decimal(0),
         detected_at=now,
