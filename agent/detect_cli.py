@@ -41,7 +41,7 @@ def run_scan_cli(
     from tools.scan import run_scan
 
     inventory, note = make_inventory(config, cloud)
-    report = run_scan(db, open_costs(lake), config, now, inventory=inventory, rule_ids=rules)
+    report = run_scan(db, open_costs(lake, config), config, now, inventory=inventory, rule_ids=rules)
     payload = {
         "as_of": now.isoformat(timespec="seconds"),
         "cloud": note,
@@ -144,7 +144,7 @@ def show_anomalies(
     from tools.findings_store import suppressed_fingerprints
 
     found = find_anomalies(
-        open_costs(lake),
+        open_costs(lake, config),
         config,
         start,
         end,
@@ -216,7 +216,7 @@ def show_forecast(
 ) -> None:
     from tools.forecast_query import forecast_budgets, forecast_by
 
-    con = open_costs(lake)
+    con = open_costs(lake, config)
     rows = forecast_by(con, by, period, as_of, metric=metric, config=config)
     budgets = forecast_budgets(con, config, as_of, metric=metric)
     if fmt == "json":

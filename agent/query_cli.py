@@ -23,7 +23,7 @@ def _emit(
 
 
 def show_costs(lake: Lake, config: FinOpsConfig, q: CostQuery, fmt: str) -> None:
-    con = open_costs(lake)
+    con = open_costs(lake, config)
     result = query_costs(con, q, config.currency)
     cols = (["period_start"] if q.granularity else []) + result.group_by + ["cost"]
     if q.compare and result.group_by and not q.granularity:
@@ -61,7 +61,7 @@ def show_costs(lake: Lake, config: FinOpsConfig, q: CostQuery, fmt: str) -> None
 
 
 def show_unit_costs(lake: Lake, config: FinOpsConfig, q: UnitCostQuery, fmt: str) -> None:
-    con = open_costs(lake)
+    con = open_costs(lake, config)
     result = unit_costs(con, q, config.currency)
     cols = [
         *result.group_by,
@@ -94,7 +94,7 @@ def show_unit_costs(lake: Lake, config: FinOpsConfig, q: UnitCostQuery, fmt: str
 def show_untagged(lake: Lake, config: FinOpsConfig, period: Any, top: int, metric: str, fmt: str) -> None:
     from tools.untagged import untagged_spend
 
-    con = open_costs(lake)
+    con = open_costs(lake, config)
     result = untagged_spend(con, config, period, top=top, metric=metric)
     rows = [o.as_dict() for o in result.offenders]
     cols = ["provider", "sub_account", "service", "resource", "cost", "suggested_team", "reason"]
@@ -117,7 +117,7 @@ def show_untagged(lake: Lake, config: FinOpsConfig, period: Any, top: int, metri
 def show_budgets(lake: Lake, config: FinOpsConfig, today: date, metric: str, fmt: str) -> None:
     from tools.budgets import budget_status, token_budget_status
 
-    con = open_costs(lake)
+    con = open_costs(lake, config)
     money_budgets = budget_status(con, config, today, metric)
     token_budgets = token_budget_status(con, config, today)
     payload = {
@@ -190,7 +190,7 @@ def show_budgets(lake: Lake, config: FinOpsConfig, today: date, metric: str, fmt
 def show_reconciliation(lake: Lake, config: FinOpsConfig, fmt: str) -> None:
     from tools.spend import RECONCILIATION_COLUMNS, RECONCILIATION_SQL
 
-    con = open_costs(lake)
+    con = open_costs(lake, config)
     cols = list(RECONCILIATION_COLUMNS)
     rows = [dict(zip(cols, r, strict=True)) for r in con.execute(RECONCILIATION_SQL).fetchall()]
     _emit(

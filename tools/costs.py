@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from config.model import FinOpsConfig
 from tools.errors import QueryError
 from tools.periods import Period
 from tools.store.lake import Lake, sql_string
@@ -41,6 +42,7 @@ DIMENSIONS: dict[str, str] = {
     "model": "model",
     "charge_category": "charge_category",
     "source": "source",
+    "currency": "currency",
 }
 #: dimensions that LLM usage facts carry too (unit costs can be grouped by these)
 USAGE_DIMENSIONS: dict[str, str] = {
@@ -59,13 +61,20 @@ OTHER_VALUE = "(other)"
 ONE_OFF_SQL = "(charge_category IN ('Purchase', 'Tax') OR charge_frequency = 'One-Time')"
 
 
-def open_costs(lake: Lake) -> duckdb.DuckDBPyConnection:
-    """A read-only DuckDB connection over the lake with the ``spend`` relation installed."""
+def open_costs(lake: Lake, config: FinOpsConfig | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only DuckDB connection over the lake with the ``spend`` relation installed.
+
+    With ``config``, amounts in other currencies are converted to ``config.currency`` with
+    ``currency_rates``; a currency without a rate stays as it is and is reported per currency.
+    """
     from tools.spend import install_spend_views
 
     con = lake.connect()
     con.execute("SET TimeZone='UTC'")
-    install_spend_views(con)
+    if config is None:
+        install_spend_views(con)
+    else:
+        install_spend_views(con, target_currency=config.currency, rates=config.currency_rates)
     return con
 
 
@@ -149,6 +158,9 @@ class CostResult:
     estimated: Decimal = Decimal(0)  # part of the total computed from usage (no bill for that provider yet)
     unpriced: list[dict[str, Any]] = field(default_factory=list)
     currencies: list[str] = field(default_factory=list)
+    #: when amounts in several currencies remain (no rate configured), the totals per currency;
+    #: ``total`` is then the total in the report currency only
+    totals_by_currency: dict[str, Decimal] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -169,6 +181,7 @@ class CostResult:
         out["unpriced_usage"] = self.unpriced
         if len(self.currencies) > 1:
             out["currencies"] = self.currencies
+            out["totals_by_currency"] = self.totals_by_currency
         return out
 
 
@@ -195,6 +208,13 @@ def query_costs(con: duckdb.DuckDBPyConnection, q: CostQuery, currency: str = "U
     metric = f"{q.metric}_cost"
     extra = [f"NOT {ONE_OFF_SQL}"] if q.exclude_one_offs else []
     where = _where(q.period, q.filters, DIMENSIONS, extra)
+    currencies = [
+        str(c[0])
+        for c in con.execute(f"SELECT DISTINCT currency FROM spend WHERE {where} ORDER BY 1").fetchall()
+        if c[0]
+    ]
+    if len(currencies) > 1 and "currency" not in group:
+        group = [*group, "currency"]  # never add up different currencies: report per currency
     bucket = _bucket_sql(q.granularity)
     keys = [f"{DIMENSIONS[d]} AS {d}" for d in group]
     if bucket:
@@ -238,11 +258,13 @@ def query_costs(con: duckdb.DuckDBPyConnection, q: CostQuery, currency: str = "U
                 r["previous_cost"] = before if before is not None else Decimal(0)
                 r["change"] = _change(r["cost"], before)
     result.unpriced = unpriced_usage(con, q.period, q.filters)
-    result.currencies = [
-        str(c[0])
-        for c in con.execute(f"SELECT DISTINCT currency FROM spend WHERE {where} ORDER BY 1").fetchall()
-        if c[0]
-    ]
+    result.currencies = currencies
+    if len(currencies) > 1:
+        by_currency: dict[str, Decimal] = {}
+        for r in result.rows:
+            by_currency[r["currency"]] = by_currency.get(r["currency"], Decimal(0)) + r["cost"]
+        result.totals_by_currency = by_currency
+        result.total = by_currency.get(currency, Decimal(0))
     return result
 
 

@@ -28,8 +28,12 @@ is billed, adds nothing: ``finops reconcile`` shows it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from decimal import Decimal
+
 import duckdb
 
+from tools.store.lake import sql_string
 from tools.store.schema import DIMENSION_COLUMNS
 
 DIMS = [name for name, _ in DIMENSION_COLUMNS]
@@ -221,7 +225,7 @@ SELECT {", ".join(_COMMON)}, coalesce(usage_model, bill_model) AS model,
        is_estimate, true AS allocated_by_usage
 FROM pieces;
 
-CREATE OR REPLACE TEMP VIEW spend AS
+CREATE OR REPLACE TEMP VIEW spend_native AS
 SELECT {", ".join(_COMMON)}, model, {_D}, {
     ", ".join(METRICS)
 }, false AS is_estimate, false AS allocated_by_usage
@@ -239,15 +243,52 @@ SELECT provider, day, billing_period, model, {_D}, tokens, requests FROM refined
 """
 
 
-def install_spend_views(con: duckdb.DuckDBPyConnection) -> None:
+def currency_sql(target: str, rates: Mapping[str, Decimal]) -> tuple[str, str]:
+    """(multiplier expression, currency expression) converting ``currency`` into ``target``.
+
+    ``rates`` give 1 unit of a currency in USD. A currency without a rate (or any currency when the target
+    has none) keeps its amounts and its code, so it is reported separately, never mixed in silently.
+    """
+    usd = {k.upper(): Decimal(v) for k, v in rates.items()}
+    usd.setdefault("USD", Decimal(1))
+    target = target.upper()
+    if target not in usd:
+        return "1", "currency"
+    whens = [
+        f"WHEN {sql_string(c)} THEN CAST({usd[c] / usd[target]:.12f} AS DECIMAL(28,12))"
+        for c in sorted(usd)
+        if c != target
+    ]
+    if not whens:
+        return "1", "currency"
+    known = ", ".join(sql_string(c) for c in sorted(usd))
+    return (
+        f"(CASE upper(currency) {' '.join(whens)} ELSE 1 END)",
+        f"(CASE WHEN upper(currency) IN ({known}) THEN {sql_string(target)} ELSE currency END)",
+    )
+
+
+def install_spend_views(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    target_currency: str = "USD",
+    rates: Mapping[str, Decimal] | None = None,
+) -> None:
     """Create ``spend`` (allocated money) and ``usage_allocated`` (de-duplicated token and request counts).
 
     Only the LLM part of the bill and the aggregated usage are materialised (as temp tables, so their
-    row ids are stable); the rest of the bill streams from Parquet.
+    row ids are stable); the rest of the bill streams from Parquet. Amounts in other currencies are
+    converted to ``target_currency`` with ``rates`` (see ``currency_sql``).
     """
     for statement in SPEND_SQL.split(";\n"):
         if statement.strip():
             con.execute(statement)
+    factor, currency = currency_sql(target_currency, rates or {})
+    converted = ", ".join(f"CAST({m} * {factor} AS DECIMAL(38,10)) AS {m}" for m in METRICS)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW spend AS SELECT * REPLACE ({converted}, {currency} AS currency) "
+        "FROM spend_native"
+    )
 
 
 RECONCILIATION_SQL = """

@@ -252,7 +252,9 @@ def test_untagged_spend_suggests_owner_from_the_same_resource_and_the_account(
     assert offenders["gpu-9"].suggested_team == "ml-research" and "444455556666" in offenders["gpu-9"].reason
 
 
-def test_token_budget_counts_calls_seen_by_two_sources_once(ingestor: Ingestor, lake: Lake, tmp_path: Path) -> None:
+def test_token_budget_counts_calls_seen_by_two_sources_once(
+    ingestor: Ingestor, lake: Lake, tmp_path: Path
+) -> None:
     from dataclasses import replace
 
     api = usage(day="2024-09-02", input_tokens=700, output=100, cost="1", project="bot")
@@ -262,3 +264,26 @@ def test_token_budget_counts_calls_seen_by_two_sources_once(ingestor: Ingestor, 
     config = parse_config("token_budgets:\n  - {project: bot, tokens: 1000}\n")
     (status,) = token_budget_status(open_costs(lake), config, date(2024, 9, 11))
     assert status.actual == 800
+
+
+def test_other_currencies_are_converted_with_configured_rates_or_reported_apart(
+    ingestor: Ingestor, lake: Lake, tmp_path: Path
+) -> None:
+    rows = [
+        row("100", tags={"team": "a"}),
+        row("50", resource="eu-1", BillingCurrency="EUR", tags={"team": "b"}),
+        row("1000", resource="jp-1", BillingCurrency="JPY", tags={"team": "c"}),
+    ]
+    ingestor.ingest_focus([write_focus(tmp_path / "fx.csv", rows)], "multi")
+    config = parse_config("currency_rates: {EUR: 1.10}\n")
+    result = query_costs(open_costs(lake, config), CostQuery(SEPT, ("team",)))
+    by = {(r["team"], r["currency"]): r["cost"] for r in result.rows}
+    assert by == {("a", "USD"): Decimal("100"), ("b", "USD"): Decimal("55"), ("c", "JPY"): Decimal("1000")}
+    assert result.total == Decimal("155") and result.totals_by_currency == {
+        "USD": Decimal("155"),
+        "JPY": Decimal("1000"),
+    }
+    converted = query_costs(
+        open_costs(lake, parse_config("currency_rates: {EUR: 1.10, JPY: 0.0067}\n")), CostQuery(SEPT)
+    )
+    assert converted.total == Decimal("161.7") and converted.currencies == ["USD"]
