@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -84,6 +84,29 @@ def anomaly_finding(a: Anomaly, now: datetime, currency: str) -> Finding:
     )
 
 
+def usual_team(con: duckdb.DuckDBPyConnection, dimension: str, key: str) -> str | None:
+    """The team that carries most of a dimension value's spend (or tokens), to own its anomalies."""
+    from tools.costs import DIMENSIONS, USAGE_DIMENSIONS
+
+    base = dimension.split(".", 1)[0]
+    if base == "team":
+        return key
+    if "." in dimension and base in USAGE_DIMENSIONS:
+        sql = (
+            f"SELECT team FROM usage_allocated WHERE {USAGE_DIMENSIONS[base]} = ? AND team IS NOT NULL "
+            "GROUP BY team ORDER BY sum(tokens) DESC LIMIT 1"
+        )
+    elif base in DIMENSIONS:
+        sql = (
+            f"SELECT team FROM spend WHERE {DIMENSIONS[base]} = ? AND team IS NOT NULL "
+            "GROUP BY team ORDER BY sum(effective_cost) DESC LIMIT 1"
+        )
+    else:
+        return None
+    rows = con.execute(sql, [key]).fetchall()
+    return str(rows[0][0]) if rows else None
+
+
 def account_usual_teams(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     rows = con.execute("""
         SELECT sub_account, arg_max(team, cost) FROM (
@@ -134,7 +157,11 @@ def run_scan(
             today,
             feedback=suppressed_fingerprints(db),
         ):
-            report.findings.append(anomaly_finding(a, now, config.currency))
+            finding = anomaly_finding(a, now, config.currency)
+            team = usual_team(con, a.dimension, a.key)
+            if team and "team" not in finding.scope:
+                finding = replace(finding, scope={**finding.scope, "team": team})
+            report.findings.append(finding)
     if budgets:
         alerts = budget_alerts(con, config, now, forecaster=forecast_budgets)
         report.findings.extend(a.finding for a in alerts)
