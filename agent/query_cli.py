@@ -170,6 +170,13 @@ def show_budgets(lake: Lake, config: FinOpsConfig, today: date, metric: str, fmt
         money_columns=["amount", "actual", "forecast"],
         caption="actuals through yesterday; forecast = run rate",
     )
+    for b in money_budgets:
+        if b.unconverted:
+            amounts = ", ".join(f"{v:,.2f} {c}" for c, v in b.unconverted.items())
+            print(
+                f"note: budget {b.name!r} also has {amounts} in scope, not counted in its {b.currency} actual; "
+                "add the rate to currency_rates in finops.yaml to count it"
+            )
     trows = [
         {
             "project": t.project,

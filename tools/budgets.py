@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -54,6 +54,10 @@ class BudgetStatus:
     forecast_status: str
     responder: str | None
     runs_out_on: date | None
+    #: spend in scope in currencies without a configured rate: never added to ``actual`` (no silent
+    #: mixing); a budget with any of it is incomplete until ``currency_rates`` names the currency
+    unconverted: dict[str, Decimal] = field(default_factory=dict)
+    currency: str = "USD"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +75,8 @@ class BudgetStatus:
             "forecast_status": self.forecast_status,
             "responder": self.responder,
             "runs_out_on": self.runs_out_on.isoformat() if self.runs_out_on else None,
+            "currency": self.currency,
+            "unconverted": self.unconverted,
         }
 
 
@@ -99,10 +105,14 @@ def budget_status(
         scope = _filter_sql({k: [v] for k, v in b.scope.items()}, DIMENSIONS)
         if scope:
             where.append(scope)
-        (actual_raw,) = con.execute(
-            f"SELECT sum({metric}_cost) FROM spend WHERE {' AND '.join(where)}"
-        ).fetchall()[0]
-        actual = _num(actual_raw)
+        by_currency = {
+            str(c): _num(v)
+            for c, v in con.execute(
+                f"SELECT currency, sum({metric}_cost) FROM spend WHERE {' AND '.join(where)} GROUP BY 1"
+            ).fetchall()
+        }
+        actual = by_currency.pop(config.currency, Decimal(0))
+        unconverted = {c: v for c, v in sorted(by_currency.items()) if v}
         forecast, elapsed = _forecast(actual, period, today)
         crossed, status = _status(actual / b.amount, b.thresholds)
         _, fstatus = _status(forecast / b.amount, [Decimal(1)])
@@ -121,6 +131,8 @@ def budget_status(
                 "over" if fstatus == "over" else "on-track",
                 b.responder,
                 _runs_out(actual, b.amount, elapsed, period),
+                unconverted,
+                config.currency,
             )
         )
     return out
@@ -165,7 +177,9 @@ def token_budget_status(
             _filter_sql({"project": [b.project]}, USAGE_DIMENSIONS),
         ]
         # usage_allocated counts each call once even when several sources describe it
-        (raw,) = con.execute(f"SELECT sum(tokens) FROM usage_allocated WHERE {' AND '.join(where)}").fetchall()[0]
+        (raw,) = con.execute(
+            f"SELECT sum(tokens) FROM usage_allocated WHERE {' AND '.join(where)}"
+        ).fetchall()[0]
         actual = int(raw or 0)
         forecast_dec, _ = _forecast(Decimal(actual), period, today)
         crossed, status = _status(Decimal(actual) / b.tokens, b.thresholds)

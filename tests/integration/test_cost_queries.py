@@ -287,3 +287,23 @@ def test_other_currencies_are_converted_with_configured_rates_or_reported_apart(
         open_costs(lake, parse_config("currency_rates: {EUR: 1.10, JPY: 0.0067}\n")), CostQuery(SEPT)
     )
     assert converted.total == Decimal("161.7") and converted.currencies == ["USD"]
+
+
+def test_budget_actual_counts_only_its_currency_and_reports_unconverted_spend_apart(
+    ingestor: Ingestor, lake: Lake, tmp_path: Path
+) -> None:
+    rows = [
+        row("100", tags={"team": "a"}),
+        row("50", resource="eu-1", BillingCurrency="EUR", tags={"team": "a"}),
+        row("1000", resource="jp-1", BillingCurrency="JPY", tags={"team": "a"}),
+    ]
+    ingestor.ingest_focus([write_focus(tmp_path / "fx.csv", rows)], "multi")
+    budgets = "budgets:\n  - {name: a, scope: {team: a}, amount: 200}\n"
+    (status,) = budget_status(
+        open_costs(lake, parse_config("currency_rates: {EUR: 1.10}\n" + budgets)),
+        parse_config("currency_rates: {EUR: 1.10}\n" + budgets),
+        date(2024, 9, 16),
+    )
+    assert status.actual == Decimal("155")  # 100 USD + 50 EUR at 1.10; the yen are not added in
+    assert status.unconverted == {"JPY": Decimal("1000")}
+    assert status.as_dict()["unconverted"] == {"JPY": Decimal("1000")}
