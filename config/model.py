@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: Canonical allocation dimensions, in the order reports show them.
 DIMENSIONS: tuple[str, ...] = (
@@ -142,13 +142,50 @@ class RateLimit(_Strict):
     max_budget: Annotated[Decimal, Field(gt=0)] | None = Field(None, examples=[5000])
 
 
+class FreezeWindow(_Strict):
+    """A period in which no remediation executes (a release freeze, the year-end close)."""
+
+    start: AwareDatetime = Field(examples=["2024-12-20T00:00:00Z"])
+    end: AwareDatetime = Field(examples=["2025-01-03T00:00:00Z"])
+    reason: str = Field("change freeze", examples=["year-end freeze"])
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FreezeWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
 class Guardrails(_Strict):
     two_approvals_above: Annotated[Decimal, Field(ge=0)] = Field(
         Decimal("5000"), description="monthly $ impact above which two approvers are needed", examples=[5000]
     )
     approval_expiry_hours: Annotated[int, Field(gt=0)] = Field(72, examples=[72])
-    protected_environments: list[str] = Field(default_factory=lambda: ["prod"], examples=[["prod"]])
-    dry_run: bool = Field(False, description="plan but never execute remediations")
+    protected_environments: list[str] = Field(
+        default_factory=lambda: ["prod"],
+        description="environments whose changes need two distinct approvers",
+        examples=[["prod"]],
+    )
+    dry_run: bool = Field(False, description="plan and audit remediations but never call the cloud")
+    finops_admins: list[str] = Field(
+        default_factory=list,
+        description="Slack user ids who may approve any request",
+        examples=[["U0FINOPS1"]],
+    )
+    protected_tag: str = Field(
+        "finops:protected", description="resources tagged <protected_tag>=true are never touched"
+    )
+    max_actions_per_run: Annotated[int, Field(gt=0)] = Field(
+        10, description="most remediations one execution run carries out", examples=[10]
+    )
+    freeze_windows: list[FreezeWindow] = Field(default_factory=list)
+    allowed_actions: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="environment -> action types allowed there ('*' = all); an environment not listed "
+        "allows all; use the key '*' for the default",
+        examples=[{"prod": ["apply-tags", "set-rate-limit"], "*": ["*"]}],
+    )
+    agent_id: str = Field("finops-agent", description="the actor name the assistant itself uses")
 
 
 class FeatureValue(_Strict):

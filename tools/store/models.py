@@ -157,3 +157,121 @@ class AlertState(Base):
     alert_key: Mapped[str] = mapped_column(String(256))
     fingerprint: Mapped[str] = mapped_column(String(64))
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RemediationRequest(Base):
+    """A proposed fix waiting for, or carrying, its approvals; the plan it is bound to; its execution.
+
+    Status moves only through ``approvals.machine`` and only by conditional UPDATEs (``approvals.store``),
+    so that one caller, never two, moves a request out of a state.
+    """
+
+    __tablename__ = "remediation_requests"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="remediation")  # remediation | rollback
+    finding: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    params: Mapped[str] = mapped_column(Text)  # JSON
+    resource: Mapped[str] = mapped_column(Text, index=True)
+    resource_kind: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    environment: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    plan: Mapped[str] = mapped_column(Text)  # canonical JSON of the plan
+    plan_hash: Mapped[str] = mapped_column(String(64))
+    monthly_savings: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    required_approvals: Mapped[int] = mapped_column(Integer, default=1)
+    approvals_given: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    supersedes: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    action_id: Mapped[str | None] = mapped_column(String(40), nullable=True, unique=True)
+    captured: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: state saved to undo
+    applied: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: facts from the change
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: verification, errors
+    executed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    rolled_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    dry_run: Mapped[int] = mapped_column(Integer, default=0)
+    slack_channel: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    slack_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class ApprovalDecision(Base):
+    """One person's decision on a request; a person decides a request at most once."""
+
+    __tablename__ = "approval_decisions"
+    __table_args__ = (UniqueConstraint("request_id", "actor", name="uq_decision_actor"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("remediation_requests.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    decision: Mapped[str] = mapped_column(String(16))  # approve | reject | rollback
+    channel: Mapped[str] = mapped_column(String(16))  # cli | slack | api
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    plan_hash: Mapped[str] = mapped_column(String(64))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditEntry(Base):
+    """The append-only, hash-chained audit trail. Never updated or deleted (a PostgreSQL trigger refuses)."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    event: Mapped[str] = mapped_column(String(48), index=True)
+    actor: Mapped[str] = mapped_column(String(128), index=True)
+    channel: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    request_id: Mapped[str | None] = mapped_column(String(40), nullable=True, index=True)
+    resource: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """One row: the number of entries and the last hash. Appends lock it first, so entries chain in order
+    on every backend; truncating the trail without it is detected by ``audit verify``."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entries: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ModelRoute(Base):
+    """The model-routing policy the product keeps: which model a feature uses in an environment."""
+
+    __tablename__ = "model_routes"
+    __table_args__ = (UniqueConstraint("feature", "environment", name="uq_model_route"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    feature: Mapped[str] = mapped_column(String(128))
+    environment: Mapped[str] = mapped_column(String(64))  # "*" = every environment
+    model: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class LlmLimit(Base):
+    """A team's or project's rate limit or token budget per environment, kept by the product and exported
+    to the LLM gateway (LiteLLM)."""
+
+    __tablename__ = "llm_limits"
+    __table_args__ = (UniqueConstraint("subject", "environment", name="uq_llm_limit"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    subject: Mapped[str] = mapped_column(String(160))  # "team:search" or "project:support-bot"
+    environment: Mapped[str] = mapped_column(String(64))  # "*" = every environment
+    tpm: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    rpm: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    max_budget: Mapped[Decimal | None] = mapped_column(Numeric(20, 6), nullable=True)
+    monthly_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
