@@ -53,13 +53,12 @@ def test_machine_refuses_every_other_transition_with_a_reason(status: str, event
 def test_machine_never_executes_or_rolls_back_twice() -> None:
     assert not can("executing", "start") and not can("succeeded", "start")
     assert not can("rolled_back", "start_rollback") and not can("pending", "start_rollback")
-    assert "rolled back" in str(
-        pytest.raises(IllegalTransition, next_status, "rolled_back", "start_rollback").value
-    )
+    with pytest.raises(IllegalTransition, match="already been rolled back"):
+        next_status("rolled_back", "start_rollback")
 
 
 def test_machine_terminal_states_have_no_way_out() -> None:
-    assert TERMINAL == {
+    assert set(TERMINAL) == {
         "rejected",
         "expired",
         "cancelled",
