@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
-    from config.model import FinOpsConfig
-    from tools.store.db import Database
-    from tools.store.lake import Lake
+    pass
+
+from agent.cli_context import (
+    Context,
+    FormatOpt,
+    _check_format,
+    _ctx,
+    _now,
+    _parse_date,
+    run_guarded,
+)
 
 app = typer.Typer(
     help="FinOps assistant for cloud and AI spend: ingest bills and LLM usage, allocate, ask, act with approval.",
@@ -25,56 +31,6 @@ ingest_app = typer.Typer(
     help="Load cost and usage files into the cost lake (idempotent).", no_args_is_help=True
 )
 app.add_typer(ingest_app, name="ingest")
-
-FORMATS = ("table", "json", "csv")
-
-
-@dataclass
-class Context:
-    db_url: str | None
-    config_path: Path | None
-    as_of: date | None
-
-    def settings(self) -> Any:
-        from config.settings import Settings
-
-        s = Settings()
-        updates: dict[str, Any] = {}
-        if self.db_url:
-            updates["database_url"] = self.db_url
-        if self.config_path:
-            updates["config"] = self.config_path
-        if self.as_of:
-            updates["as_of"] = self.as_of
-        return s.model_copy(update=updates)
-
-    def config(self) -> FinOpsConfig:
-        from config.loader import load_config
-
-        return load_config(self.settings().resolved_config_path())
-
-    def database(self, migrate: bool = True) -> Database:
-        from tools.store.db import Database
-
-        db = Database(self.settings().resolved_database_url())
-        if migrate:
-            db.migrate()
-        return db
-
-    def lake(self) -> Lake:
-        from tools.store.lake import Lake
-
-        return Lake(self.settings().resolved_lake_dir())
-
-    def today(self) -> date:
-        as_of: date | None = self.settings().as_of
-        return as_of or datetime.now(UTC).date()
-
-
-def _ctx(ctx: typer.Context) -> Context:
-    obj = ctx.find_root().obj
-    assert isinstance(obj, Context)
-    return obj
 
 
 @app.callback()
@@ -99,29 +55,6 @@ def main_callback(
     ] = None,
 ) -> None:
     ctx.obj = Context(db, config, _parse_date(as_of, "--as-of") if as_of else None)
-
-
-def _parse_date(text: str, option: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise typer.BadParameter(f"{text!r} is not a date; use YYYY-MM-DD", param_hint=option) from None
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def run_guarded(fn: Any) -> Any:
-    """Turn the product's errors into one clear line on stderr and exit code 2."""
-    from config.loader import ConfigError
-    from tools.errors import FinOpsError
-
-    try:
-        return fn()
-    except (FinOpsError, ConfigError) as exc:
-        _fail(str(exc))
 
 
 # ----- init ----------------------------------------------------------------------------------------------
@@ -179,7 +112,6 @@ SkipOpt = Annotated[
     bool, typer.Option("--skip-bad-rows", help="Keep good rows; write bad ones to a rejects file")
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Ingest again even if the same file was ingested")]
-FormatOpt = Annotated[str, typer.Option("--format", help="table | json | csv")]
 
 
 @ingest_app.command("focus")
@@ -278,11 +210,6 @@ def _filters(items: list[str] | None) -> dict[str, list[str]]:
         dim, _, values = item.partition("=")
         out.setdefault(dim.strip(), []).extend(v.strip() for v in values.split(",") if v.strip())
     return out
-
-
-def _check_format(fmt: str) -> None:
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"{fmt!r}; choose table, json or csv", param_hint="--format")
 
 
 @app.command()
@@ -436,12 +363,6 @@ def demo(
 # ----- detection -----------------------------------------------------------------------------------------
 findings_app = typer.Typer(help="Findings from scans: list, show, feedback.", invoke_without_command=True)
 app.add_typer(findings_app, name="findings")
-
-
-def _now(c: Context) -> datetime:
-    """The scan clock: --as-of (start of that day, UTC) or now."""
-    as_of: date | None = c.settings().as_of
-    return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC) if as_of else datetime.now(UTC)
 
 
 @app.command()
@@ -599,6 +520,11 @@ def hoist_global_options(argv: list[str]) -> list[str]:
             rest.append(arg)
         i += 1
     return hoisted + rest
+
+
+from agent.approvals_cli import register as _register_approvals  # noqa: E402
+
+_register_approvals(app)
 
 
 def main() -> None:
