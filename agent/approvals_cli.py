@@ -25,7 +25,9 @@ ActorOpt = Annotated[str, typer.Option("--as", help="Your Slack user id (the app
 def service(c: Context) -> ApprovalService:
     from approvals.service import ApprovalService
 
-    return ApprovalService(c.database(), c.config())
+    svc = ApprovalService(c.database(), c.config())
+    svc.record_guardrails()  # a changed guardrail in finops.yaml is an audit event
+    return svc
 
 
 def _print_outcome(outcome: Outcome, fmt: str) -> None:

@@ -178,6 +178,27 @@ class ApprovalService:
             approvers_so_far=approvers,
         )
 
+    # --- guardrails -----------------------------------------------------------------------------
+
+    def record_guardrails(self, actor: str | None = None) -> bool:
+        """Audit the guardrails in force when they differ from the last audited ones (a config change of
+        a guardrail is an audit event); True when an entry was written."""
+        current = json.loads(canonical_json(self.config.guardrails.model_dump(mode="json")))
+        with self.db.session() as s:
+            (last,) = audit.list_entries(s, event="guardrail.changed", limit=1, newest_first=True) or (None,)
+            before = json.loads(last.details).get("guardrails") if last is not None else None
+            if before == current:
+                return False
+            changed = sorted(k for k in current if before is None or before.get(k) != current[k])
+            audit.append(
+                s,
+                event="guardrail.changed",
+                actor=actor or self.agent,
+                at=self.clock(),
+                details={"changed": changed, "previous": before, "guardrails": current},
+            )
+        return True
+
     # --- propose --------------------------------------------------------------------------------
 
     def propose(self, finding_id: str, *, requested_by: str | None = None, channel: str = "cli") -> Outcome:
@@ -210,7 +231,9 @@ class ApprovalService:
             fp, action_name, team = finding.fingerprint, finding.proposed_action, finding.team
             params = json.loads(finding.action_params or "{}")
             scope = json.loads(finding.scope or "{}")
-            impact = Decimal(finding.monthly_impact)
+            # a waste finding's impact is what fixing it saves; other kinds' impact (spend on an unapproved
+            # model, a budget overrun) is not a saving
+            impact = Decimal(finding.monthly_impact) if finding.kind == "waste" else Decimal(0)
             resource = finding.resource
         if not action_name:
             raise self._refuse(

@@ -73,10 +73,11 @@ def add_finding(
     project: str = "support-bot",
     tokens: int = 1_000_000,
     impact: str = "120",
+    kind: str = "waste",
 ) -> str:
     fp = fingerprint("token-budget-breach", project)
     finding = Finding(
-        kind="token-budget",
+        kind=kind,  # type: ignore[arg-type]
         rule_id="token-budget-breach",
         fingerprint=fp,
         title=f"{project} crossed its token budget",
@@ -323,3 +324,22 @@ def test_reconcile_marks_an_execution_that_never_changed_anything_failed(
     clock.now += timedelta(hours=1)
     (outcome,) = svc.reconcile()
     assert outcome.status == "failed" and "nothing was changed" in outcome.message and limits(db) is None
+
+
+def test_a_guardrail_change_in_the_config_is_audited_once(db: Database, clock: Clock) -> None:
+    assert ApprovalService(db, make_config(), clock=clock).record_guardrails()
+    assert not ApprovalService(db, make_config(), clock=clock).record_guardrails()
+    changed = ApprovalService(db, make_config("  dry_run: true\n"), clock=clock)
+    assert changed.record_guardrails(actor="U0FINOPS01")
+    with db.session() as s:
+        entries = audit.list_entries(s, event="guardrail.changed")
+    assert len(entries) == 2 and entries[1].actor == "U0FINOPS01"
+    assert '"changed":["dry_run"]' in entries[1].details
+
+
+def test_only_a_waste_findings_impact_counts_as_savings(
+    svc: ApprovalService, db: Database, cfg: FinOpsConfig
+) -> None:
+    request_id = svc.propose(add_finding(db, cfg, impact="9000", kind="token-budget")).request_id
+    shown = svc.show(request_id)
+    assert shown["monthly_savings"] == Decimal("0.00") and shown["approvals"] == "0/1"
