@@ -523,8 +523,10 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 from agent.approvals_cli import register as _register_approvals  # noqa: E402
+from agent.gateway_cli import register as _register_gateway  # noqa: E402
 
 _register_approvals(app)
+_register_gateway(app)
 
 
 def main() -> None:

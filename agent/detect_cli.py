@@ -46,6 +46,7 @@ def run_scan_cli(
         "as_of": now.isoformat(timespec="seconds"),
         "cloud": note,
         "rules_run": report.rules_run,
+        "rules_skipped": report.skipped,
         "errors": report.errors,
         "findings": len(report.findings),
         "by_rule": report.by_rule(),
@@ -63,6 +64,8 @@ def run_scan_cli(
     )
     for rule_id, n in sorted(report.by_rule().items()):
         print(f"  {rule_id:<32} {n}")
+    if report.skipped:
+        print(f"  skipped (no cloud inventory): {', '.join(report.skipped)}")
     for rule_id, err in report.errors.items():
         print(f"  ERROR {rule_id}: {err}")
     for alert in report.new_alerts:

@@ -34,6 +34,7 @@ class ScanReport:
     new_alerts: list[Alert] = field(default_factory=list)
     rules_run: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # rule id -> what went wrong (the scan goes on)
+    skipped: list[str] = field(default_factory=list)  # rules that need a cloud inventory the scan lacks
 
     def by_rule(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -141,6 +142,9 @@ def run_scan(
             registry.get(rule_id)
         rules = [r for r in rules if r.id in wanted]
     for rule in rules:
+        if rule.needs_inventory and inventory is None:
+            report.skipped.append(rule.id)
+            continue
         try:
             found = list(rule.evaluate(ctx))
         except Exception as exc:  # one broken rule must not stop the scan

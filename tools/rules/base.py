@@ -56,6 +56,9 @@ class Rule:
     action: ClassVar[str | None] = None
     #: names of the evidence fields every finding of this rule carries
     evidence_fields: ClassVar[tuple[str, ...]] = ()
+    #: True for rules that read the cloud inventory: a scan without one skips them (and does not resolve
+    #: their open findings, which it could not look at)
+    needs_inventory: ClassVar[bool] = False
 
     def __init__(self, params: RuleParams | None = None) -> None:
         self.params = params if params is not None else self.Params()

@@ -40,6 +40,7 @@ class IdleInferenceEndpoint(Rule):
     id = "idle-inference-endpoint"
     title = "Idle inference endpoint"
     resource_kind = "sagemaker-endpoint"
+    needs_inventory = True
     Params = IdleEndpointParams
     action = "sagemaker-delete-endpoint"
     evidence_fields: ClassVar[tuple[str, ...]] = (
@@ -79,7 +80,7 @@ class IdleInferenceEndpoint(Rule):
                 )
             if total >= params.max_invocations:
                 continue
-            billed = billed_monthly_cost(ctx.costs, [ep.arn, ep.name], ctx.now)
+            billed = billed_monthly_cost(ctx.costs, [ep.arn, ep.name], ctx.now, memo=ctx.extra)
             monthly = billed if billed is not None else monthly_from_hourly(ep.hourly_price)
             basis = "billed, last 30 days" if billed is not None else "list price x 730 h"
             if monthly is None:

@@ -41,6 +41,7 @@ class IdleGpuInstance(Rule):
     id = "idle-gpu-instance"
     title = "Idle GPU instance"
     resource_kind = "ec2-instance"
+    needs_inventory = True
     Params = IdleGpuParams
     action = "ec2-stop-instance"
     evidence_fields: ClassVar[tuple[str, ...]] = (
@@ -79,7 +80,7 @@ class IdleGpuInstance(Rule):
                 continue
             if gpu_max is None and params.require_gpu_metric:
                 continue
-            billed = billed_monthly_cost(ctx.costs, [inst.id], ctx.now)
+            billed = billed_monthly_cost(ctx.costs, [inst.id], ctx.now, memo=ctx.extra)
             monthly = billed if billed is not None else monthly_from_hourly(inst.hourly_price)
             basis = "billed, last 30 days" if billed is not None else "list price x 730 h"
             if monthly is None:

@@ -80,6 +80,7 @@ class OffhoursDevResources(Rule):
     id = "offhours-dev-resources"
     title = "Non-production resource running 24/7"
     resource_kind = "ec2-instance"  # also sagemaker-endpoint; each finding names its own kind
+    needs_inventory = True
     Params = OffhoursParams
     action = "offhours-schedule"
     evidence_fields: ClassVar[tuple[str, ...]] = (
@@ -142,7 +143,7 @@ class OffhoursDevResources(Rule):
             canonical = canonical_value("environment", raw, taxonomy)
             if raw.lower() not in wanted and canonical.lower() not in wanted:
                 continue
-            billed = billed_monthly_cost(ctx.costs, [resource], ctx.now)
+            billed = billed_monthly_cost(ctx.costs, [resource], ctx.now, memo=ctx.extra)
             monthly = billed if billed is not None else monthly_from_hourly(hourly)
             basis = "billed, last 30 days" if billed is not None else "list price x 730 h"
             if monthly is None:

@@ -34,6 +34,7 @@ class OldEbsSnapshots(Rule):
     id = "old-ebs-snapshots"
     title = "Old EBS snapshot of a deleted volume"
     resource_kind = "ebs-snapshot"
+    needs_inventory = True
     Params = OldSnapshotsParams
     action = None
     evidence_fields: ClassVar[tuple[str, ...]] = (
@@ -58,7 +59,7 @@ class OldEbsSnapshots(Rule):
                 continue
             if params.skip_ami_snapshots and "CreateImage" in snap.description:
                 continue
-            billed = billed_monthly_cost(ctx.costs, [snap.id], ctx.now)
+            billed = billed_monthly_cost(ctx.costs, [snap.id], ctx.now, memo=ctx.extra)
             monthly = (
                 billed
                 if billed is not None

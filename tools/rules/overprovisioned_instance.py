@@ -77,6 +77,7 @@ class OverprovisionedInstance(Rule):
     id = "overprovisioned-instance"
     title = "Over-provisioned instance"
     resource_kind = "ec2-instance"
+    needs_inventory = True
     Params = OverprovisionedParams
     action = "ec2-resize-instance"
     evidence_fields: ClassVar[tuple[str, ...]] = (

@@ -40,6 +40,7 @@ class UnattachedEbsVolume(Rule):
     id = "unattached-ebs-volume"
     title = "Unattached EBS volume"
     resource_kind = "ebs-volume"
+    needs_inventory = True
     Params = UnattachedVolumeParams
     action = "ebs-snapshot-delete-volume"
     evidence_fields: ClassVar[tuple[str, ...]] = (
@@ -63,7 +64,7 @@ class UnattachedEbsVolume(Rule):
             if vol.state != "available" or vol.attachments > 0 or vol.create_time > cutoff:
                 continue
             rate = EBS_USD_PER_GB_MONTH.get(vol.type)
-            billed = billed_monthly_cost(ctx.costs, [vol.id], ctx.now)
+            billed = billed_monthly_cost(ctx.costs, [vol.id], ctx.now, memo=ctx.extra)
             if billed is not None:
                 monthly: Decimal | None = billed
                 basis = "billed, last 30 days"
