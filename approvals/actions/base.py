@@ -16,7 +16,12 @@ start from, and implements, in this order of use:
   facts rollback needs that only exist after the change (e.g. the snapshot id).
 - ``verify(ctx, params, captured, applied)``: read the real state afterwards and say whether the change
   is in effect.
-- ``rollback(ctx, params, captured, applied)`` and ``verify_rollback(...)``: undo and check.
+- ``rollback(ctx, params, captured, applied)`` and ``verify_rollback(...)``: undo and check;
+  ``verify_rollback`` receives ``{**applied, **rollback_result}``.
+
+After a crash inside ``apply`` the service (``reconcile``) calls ``verify`` and ``rollback`` with
+``applied == {}``: actions find what they created by its ``REQUEST_TAG`` instead of relying on ``applied``.
+Actions with ``cloud = False`` (the product's own policies) may leave ``permissions`` empty.
 
 ``irreversible = True`` is only allowed together with ``makes_restorable_copy = True`` (a meta-test checks
 the registry). Dry-run is decided in one place, the approvals service: in dry-run it observes and plans
@@ -310,10 +315,11 @@ _LOADED: list[bool] = []
 
 
 def load_actions() -> None:
+    """Import every action module (once; a failed import is raised again on the next call)."""
     if _LOADED:
         return
-    _LOADED.append(True)
     import importlib
 
     for module in ACTION_MODULES:
         importlib.import_module(module)
+    _LOADED.append(True)
