@@ -102,10 +102,12 @@ def show_aws_part(db: Database, lake: Lake, config: FinOpsConfig) -> None:
     if missing:
         console.print(f"Skipped: {missing}.", soft_wrap=True, markup=False)
         return
+    from agent.demo_approvals import run_approval_loop
     from tools.demo_aws import demo_aws
 
     with demo_aws() as world:
         show_aws_world(db, lake, config, world)
+        run_approval_loop(db, config, world)
 
 
 def show_aws_world(db: Database, lake: Lake, config: FinOpsConfig, world: DemoAws) -> ScanReport:

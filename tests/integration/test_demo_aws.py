@@ -135,3 +135,32 @@ def test_demo_without_moto_says_how_to_get_it(
     out = " ".join(capsys.readouterr().out.split())
     assert MOTO_MISSING in out and "pip install 'moto[server]'" in out
     assert list_findings(sqlite_db) == []
+
+
+def test_demo_approval_loop_stops_and_restarts_the_notebook_with_an_intact_trail(
+    world: DemoAws,
+    config: FinOpsConfig,
+    sqlite_db: Database,
+    lake: Lake,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from agent.demo_approvals import OUTSIDER, instance_state, run_approval_loop
+    from approvals import audit
+
+    show_aws_world(sqlite_db, lake, config, world)
+    result = run_approval_loop(sqlite_db, config, world)
+    assert result.executed_state == "stopped" and result.rolled_back_state == "running"
+    assert instance_state(world, world.resource("idle_gpu_notebook").id) == "running"
+    assert f"{OUTSIDER} may not approve" in result.refusal and result.audit_ok
+    with sqlite_db.session() as s:
+        events = [e.event for e in audit.list_entries(s, request_id=result.request_id)]
+    assert events == [
+        "request.proposed",
+        "request.refused",
+        "request.approved",
+        "execution.started",
+        "execution.succeeded",
+        "rollback.started",
+        "rollback.succeeded",
+    ]
+    assert "audit verify: OK" in capsys.readouterr().out
