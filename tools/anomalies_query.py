@@ -135,21 +135,23 @@ def _explain(
     if ref_days <= 0 or not target.causes:
         return ()
     first, last, ref = (sql_string(d.isoformat()) for d in (anomaly.start, anomaly.end, ref_start))
-    parts = " UNION ALL ".join(
-        f"SELECT {sql_string(name)} AS dim, {column} AS sub, day, {target.metric} AS amount "
-        f"FROM {target.relation} WHERE {where} AND {_key_sql(target.column, anomaly.key)} "
-        f"AND day >= DATE {ref} AND day <= DATE {last}"
-        for name, column in target.causes.items()
-    )
+    names, columns = list(target.causes), list(target.causes.values())
+    # one pass over the relation: a grouping set per sub-dimension (grouping() tells which set a row is of)
     rows = con.execute(
-        f"""SELECT dim, sub, sum(amount) FILTER (WHERE day < DATE {first}) AS before,
-                   sum(amount) FILTER (WHERE day >= DATE {first}) AS after
-            FROM ({parts}) GROUP BY ALL"""
+        f"""SELECT {", ".join(columns)}, {", ".join(f"grouping({c})" for c in columns)},
+                   sum({target.metric}) FILTER (WHERE day < DATE {first}) AS before,
+                   sum({target.metric}) FILTER (WHERE day >= DATE {first}) AS after
+            FROM {target.relation} WHERE {where} AND {_key_sql(target.column, anomaly.key)}
+                 AND day >= DATE {ref} AND day <= DATE {last}
+            GROUP BY GROUPING SETS ({", ".join(f"({c})" for c in columns)})"""
     ).fetchall()
     scale = Decimal(anomaly.days) / Decimal(ref_days)
     before: dict[str, dict[str, Decimal]] = defaultdict(dict)
     after: dict[str, dict[str, Decimal]] = defaultdict(dict)
-    for dim, sub, b, a in rows:
+    n = len(columns)
+    for row in rows:
+        which = row[n : 2 * n].index(0)
+        dim, sub, b, a = names[which], row[which], row[2 * n], row[2 * n + 1]
         name = NONE_VALUE if sub is None else str(sub)
         before[dim][name] = (_decimal(b) * scale).quantize(Decimal("0.01"))
         after[dim][name] = _decimal(a).quantize(Decimal("0.01"))

@@ -27,6 +27,8 @@ from tools.store.models import FindingFeedback, FindingRow
 STATUSES = ("open", "notified", "snoozed", "resolved", "suppressed")
 VERDICTS = ("expected", "not-waste", "snooze", "reopen")
 ACTIVE = ("open", "notified")
+#: fingerprints per query when reading the stored findings of a scan (below SQLite's variable limit)
+UPSERT_CHUNK = 500
 
 
 class FindingNotFound(FinOpsError):
@@ -82,13 +84,23 @@ def upsert_findings(
     """Store what a scan found. Open findings of ``rules_run`` that were not found again are resolved."""
     result = UpsertResult()
     seen: set[str] = set()
+    findings = list(findings)
     with db.session() as session:
+        # the stored rows of these findings, a few queries in all rather than one per finding
+        wanted = list(dict.fromkeys(f.fingerprint for f in findings))
+        existing: dict[str, FindingRow] = {}
+        for i in range(0, len(wanted), UPSERT_CHUNK):
+            chunk = wanted[i : i + UPSERT_CHUNK]
+            existing.update(
+                (r.fingerprint, r)
+                for r in session.scalars(select(FindingRow).where(FindingRow.fingerprint.in_(chunk)))
+            )
         for f in findings:
             if f.fingerprint in seen:
                 continue
             seen.add(f.fingerprint)
             owner = resolve_owner(f, config, account_teams or {})
-            row = session.get(FindingRow, f.fingerprint)
+            row = existing.get(f.fingerprint)
             fields: dict[str, Any] = {
                 "kind": f.kind,
                 "rule_id": f.rule_id,

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any, Literal, Protocol
 
 from config.model import DIMENSIONS, Taxonomy
@@ -236,9 +236,17 @@ def monthly_from_hourly(hourly: Decimal | None) -> Decimal | None:
     return None if hourly is None else (hourly * HOURS_PER_MONTH).quantize(Decimal("0.01"))
 
 
-def billed_monthly_cost(costs: Any, resource_ids: Sequence[str], now: datetime) -> Decimal | None:
+def billed_monthly_cost(
+    costs: Any, resource_ids: Sequence[str], now: datetime, *, memo: dict[str, Any] | None = None
+) -> Decimal | None:
     """What the bill charged for a resource over the 30 days before ``now`` (``cost_facts`` of the cost
-    lake, matched on the resource id or an ARN ending in it); None when the lake is absent or has nothing."""
+    lake, matched on the resource id or an ARN ending in it); None when the lake is absent or has nothing.
+
+    ``memo`` (a scan's ``RuleContext.extra``): the first call reads every resource's 30-day total in one
+    GROUP BY and keeps it there, later calls answer from it with the same matching, instead of one lake
+    query per resource (a scan of thousands of resources spent most of its time in those queries). It
+    holds one entry per resource billed in the window.
+    """
     if costs is None or not resource_ids:
         return None
     import duckdb
@@ -246,21 +254,67 @@ def billed_monthly_cost(costs: Any, resource_ids: Sequence[str], now: datetime) 
     ids = list(resource_ids)
     end = now.astimezone(UTC).date()
     start = end - timedelta(days=30)
-    match = " OR ".join(["resource = ? OR ends_with(resource, ?)"] * len(ids))
-    params: list[object] = []
-    for rid in ids:
-        params += [rid, "/" + rid]
-    try:
-        rows = costs.execute(
-            f"SELECT sum(effective_cost) FROM cost_facts WHERE ({match}) AND day >= ? AND day < ?",
-            [*params, start, end],
-        ).fetchall()
-    except duckdb.Error:
-        return None
-    total = rows[0][0] if rows else None
+    if memo is not None:
+        key = f"billed_monthly_cost:{id(costs)}:{start}:{end}"
+        if key not in memo:
+            memo[key] = _BilledTotals.read(costs, start, end)
+        totals: _BilledTotals | None = memo[key]
+        total = None if totals is None else totals.total(ids)
+    else:
+        match = " OR ".join(["resource = ? OR ends_with(resource, ?)"] * len(ids))
+        params: list[object] = []
+        for rid in ids:
+            params += [rid, "/" + rid]
+        try:
+            rows = costs.execute(
+                f"SELECT sum(effective_cost) FROM cost_facts WHERE ({match}) AND day >= ? AND day < ?",
+                [*params, start, end],
+            ).fetchall()
+        except duckdb.Error:
+            return None
+        total = rows[0][0] if rows else None
     if total is None or Decimal(total) <= 0:
         return None
     return Decimal(total).quantize(Decimal("0.01"))
+
+
+class _BilledTotals:
+    """Per-resource effective cost over a window, indexed by the resource and by every part of it after a
+    ``/``: ``resource = id OR ends_with(resource, '/' || id)`` becomes two dictionary lookups."""
+
+    def __init__(self, by_resource: dict[str, Decimal]) -> None:
+        self.by_resource = by_resource
+        self.by_suffix: dict[str, list[str]] = {}
+        for resource in by_resource:
+            at = resource.find("/")
+            while at >= 0:
+                self.by_suffix.setdefault(resource[at + 1 :], []).append(resource)
+                at = resource.find("/", at + 1)
+
+    @classmethod
+    def read(cls, costs: Any, start: date, end: date) -> _BilledTotals | None:
+        import duckdb
+
+        try:
+            rows = costs.execute(
+                "SELECT resource, sum(effective_cost) FROM cost_facts "
+                "WHERE resource IS NOT NULL AND day >= ? AND day < ? GROUP BY resource",
+                [start, end],
+            ).fetchall()
+        except duckdb.Error:
+            return None
+        return cls({str(r): Decimal(c) for r, c in rows if c is not None})
+
+    def total(self, ids: Sequence[str]) -> Decimal | None:
+        matched: set[str] = set()
+        for rid in ids:
+            if rid in self.by_resource:
+                matched.add(rid)
+            matched.update(self.by_suffix.get(rid, ()))
+        if not matched:
+            return None
+        with localcontext(prec=80):  # exact: DuckDB's sums are DECIMAL(38, 10)
+            return sum((self.by_resource[r] for r in matched), Decimal(0))
 
 
 def severity_for(monthly_impact: Decimal) -> Literal["low", "medium", "high"]:
