@@ -376,6 +376,20 @@ def test_untagged_spend_suggests_the_accounts_team(
     assert len(run("untagged-spend", lake, config, min_share="0.5", min_amount="100")) == 2
 
 
+def test_untagged_spend_reports_a_resource_billed_under_two_services_once(
+    ingestor: Ingestor, lake: Lake, tmp_path: Path, config: FinOpsConfig
+) -> None:
+    rows = _daily_rows("i-tagged", "30", {"team": "search"})
+    rows += _daily_rows("i-orphan", "3", None) + _daily_rows("i-orphan", "2", None, service="Amazon EBS")
+    ingestor.ingest_focus([write_focus(tmp_path / "bill.csv", rows)], "aws")
+    found = run("untagged-spend", lake, config)
+    assert [f.resource for f in found] == ["i-orphan"]
+    assert (
+        found[0].monthly_impact == Decimal("150.00")
+        and found[0].evidence["service"] == "Amazon EBS, Amazon Elastic Compute Cloud"
+    )
+
+
 # ----- gpu-commitment-coverage -------------------------------------------------------------------------------
 def test_gpu_commitment_coverage_steady_on_demand_gpu(
     ingestor: Ingestor, lake: Lake, tmp_path: Path, config: FinOpsConfig

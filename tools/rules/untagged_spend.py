@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 
 from pydantic import Field
@@ -10,7 +11,7 @@ from pydantic import Field
 from tools.findings import Finding, fingerprint
 from tools.rules.base import Rule, RuleContext, RuleParams, register
 from tools.rules.premium_model import money, monthly, severity_for, window
-from tools.untagged import untagged_spend
+from tools.untagged import Offender, untagged_spend
 
 
 class UntaggedSpendParams(RuleParams):
@@ -66,7 +67,7 @@ class UntaggedSpend(Rule):
         share = result.unallocated / result.total
         if share < p.min_share and monthly(result.unallocated, p.days) < p.min_amount:
             return
-        for o in result.offenders:
+        for o in _per_resource(result.offenders):
             if not o.resource or o.cost <= 0:
                 continue
             impact = monthly(o.cost, p.days)
@@ -103,3 +104,18 @@ class UntaggedSpend(Rule):
                 ),
                 account=o.account,
             )
+
+
+def _per_resource(offenders: list[Offender]) -> list[Offender]:
+    """One offender per resource: a resource billed under several services (an instance and its EBS
+    volumes, say) is one thing to tag, so one finding with the summed cost."""
+    merged: dict[str, Offender] = {}
+    for o in offenders:
+        key = o.resource or f"\x00{len(merged)}"  # offenders without a resource stay apart
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = o
+            continue
+        services = sorted({s for s in [*(seen.service or "").split(", "), o.service or ""] if s})
+        merged[key] = replace(seen, cost=seen.cost + o.cost, service=", ".join(services) or None)
+    return sorted(merged.values(), key=lambda o: -o.cost)
