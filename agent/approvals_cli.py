@@ -1,11 +1,14 @@
 """CLI of the approvals: propose, approvals list/show/approve/reject/cancel/run/expire/reconcile, rollback,
-audit list/verify/export. Every command calls ``approvals.service`` — the same functions Slack calls."""
+audit list/verify/export. Every command calls ``approvals.service`` — the same functions Slack calls;
+``propose``, ``approvals approve`` and ``approvals reject`` go through the remediation graph
+(``agent.remediation``): propose starts the request's thread up to its approval pause, a decision claims the
+request and then resumes that pause by its interrupt id."""
 
 from __future__ import annotations
 
 import sys
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -61,37 +64,104 @@ def propose(
 ) -> None:
     """Turn a finding into a remediation request with its plan, waiting for approval."""
     _check_format(fmt)
-    run_guarded(lambda: _print_outcome(service(_ctx(ctx)).propose(finding_id, requested_by=actor), fmt))
+
+    def go() -> None:
+        from agent.remediation import open_remediation
+
+        with open_remediation(service(_ctx(ctx))) as remediation:
+            outcome, view = remediation.start(finding_id, requested_by=actor)
+        if view.interrupt_id:
+            outcome.details = {**outcome.details, "interrupt_id": view.interrupt_id}
+        _print_outcome(outcome, fmt)
+        if view.interrupt_id and fmt != "json":
+            print(
+                f"  waiting for approval (pause {view.interrupt_id}): "
+                f"`finops approvals approve {outcome.request_id} --as <slack id>`"
+            )
+
+    run_guarded(go)
 
 
-@approvals_app.callback()
-def approvals_list(
-    ctx: typer.Context,
-    status: Annotated[
-        list[str] | None,
-        typer.Option("--status", help="pending, approved, succeeded, failed, rolled_back, ... (repeatable)"),
-    ] = None,
-    team: Annotated[str | None, typer.Option("--team", help="Owner team")] = None,
-    fmt: FormatOpt = "table",
-) -> None:
-    """List remediation requests, newest first."""
-    if ctx.invoked_subcommand is not None:
-        return
+def _decide(
+    c: Context,
+    request_id: str,
+    actor: str,
+    decision: Literal["approve", "reject"],
+    *,
+    comment: str | None = None,
+    reason: str | None = None,
+) -> Outcome:
+    """Answer the request's approval pause through the remediation graph (claim, then resume by interrupt
+    id). The CLI looks the pending interrupt up itself (a Slack button carries it); a pending request that
+    has no thread yet (proposed before the graph existed, or by a superseded execution) gets one first. A
+    request that is not waiting is left to the service, which refuses with the reason."""
+    from agent.remediation import open_remediation
+
+    svc = service(c)
+    with open_remediation(svc) as remediation:
+        view = remediation.start_request(request_id)
+        if view.interrupt_id is not None:
+            return remediation.decide(
+                view.request_id,
+                actor,
+                decision,
+                interrupt_id=view.interrupt_id,
+                comment=comment,
+                reason=reason,
+            )
+    if decision == "approve":
+        return svc.approve_and_execute(request_id, actor, comment=comment)
+    return svc.reject(request_id, actor, reason=reason or "")
+
+
+StatusOpt = Annotated[
+    list[str] | None,
+    typer.Option("--status", help="pending, approved, succeeded, failed, rolled_back, ... (repeatable)"),
+]
+TeamOpt = Annotated[str | None, typer.Option("--team", help="Owner team")]
+
+
+def _list_requests(ctx: typer.Context, status: list[str] | None, team: str | None, fmt: str) -> None:
     _check_format(fmt)
 
     def go() -> None:
         from agent.output import dumps_json, print_table, to_csv
 
         rows = service(_ctx(ctx)).list_requests(status=status, team=team)
+        for r in rows:
+            r["expires_at"] = r["expires_at"][:16].replace("T", " ")
         cols = ["id", "status", "action", "resource", "team", "monthly_savings", "approvals", "expires_at"]
         if fmt == "json":
             print(dumps_json(rows))
         elif fmt == "csv":
             print(to_csv(rows, cols), end="")
         else:
-            print_table(rows, cols, title="Remediation requests", money_columns=["monthly_savings"])
+            print_table(
+                rows,
+                cols,
+                title="Remediation requests",
+                money_columns=["monthly_savings"],
+                caption="times UTC",
+            )
 
     run_guarded(go)
+
+
+@approvals_app.callback()
+def approvals_default(
+    ctx: typer.Context, status: StatusOpt = None, team: TeamOpt = None, fmt: FormatOpt = "table"
+) -> None:
+    """Remediation requests (`finops approvals` = `finops approvals list`)."""
+    if ctx.invoked_subcommand is None:
+        _list_requests(ctx, status, team, fmt)
+
+
+@approvals_app.command("list")
+def approvals_list(
+    ctx: typer.Context, status: StatusOpt = None, team: TeamOpt = None, fmt: FormatOpt = "table"
+) -> None:
+    """List remediation requests, newest first."""
+    _list_requests(ctx, status, team, fmt)
 
 
 @approvals_app.command("show")
@@ -160,11 +230,11 @@ def approvals_approve(
     """Approve; when it is the last approval needed, the change is executed, verified and audited."""
 
     def go() -> None:
-        svc = service(_ctx(ctx))
-        if no_execute:
-            _print_outcome(svc.approve(request_id, actor, comment=comment), fmt)
+        c = _ctx(ctx)
+        if no_execute:  # the claim only; the thread stays paused until `Remediation.settle`
+            _print_outcome(service(c).approve(request_id, actor, comment=comment), fmt)
         else:
-            _print_outcome(svc.approve_and_execute(request_id, actor, comment=comment), fmt)
+            _print_outcome(_decide(c, request_id, actor, "approve", comment=comment), fmt)
 
     run_guarded(go)
 
@@ -178,7 +248,7 @@ def approvals_reject(
     fmt: FormatOpt = "table",
 ) -> None:
     """Reject a pending request."""
-    run_guarded(lambda: _print_outcome(service(_ctx(ctx)).reject(request_id, actor, reason=reason), fmt))
+    run_guarded(lambda: _print_outcome(_decide(_ctx(ctx), request_id, actor, "reject", reason=reason), fmt))
 
 
 @approvals_app.command("cancel")
@@ -195,14 +265,25 @@ def approvals_cancel(
 
 @approvals_app.command("run")
 def approvals_run(ctx: typer.Context, fmt: FormatOpt = "table") -> None:
-    """Execute approved requests (at most guardrails.max_actions_per_run), after expiring overdue ones."""
+    """Reconcile interrupted executions, expire overdue requests, execute approved ones (at most
+    guardrails.max_actions_per_run) and finish their remediation graphs. Safe to run repeatedly."""
 
     def go() -> None:
+        from agent.remediation import open_remediation
+
         svc = service(_ctx(ctx))
+        for outcome in svc.reconcile():
+            _print_outcome(outcome, fmt)
         for request_id in svc.expire_due():
             print(f"{request_id}: expired")
         for outcome in svc.execute_approved():
             _print_outcome(outcome, fmt)
+        # let the remediation graphs of decided requests run to their report (execution is claimed once)
+        with open_remediation(svc) as remediation:
+            for row in svc.list_requests(
+                status=["succeeded", "failed", "dry_run", "expired", "cancelled", "rejected", "superseded"]
+            ):
+                remediation.settle(row["id"])
 
     run_guarded(go)
 

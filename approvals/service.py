@@ -142,7 +142,7 @@ class ApprovalService:
             db=self.db,
         )
 
-    def _refuse(
+    def refuse(
         self,
         reason: str,
         *,
@@ -236,7 +236,7 @@ class ApprovalService:
             impact = Decimal(finding.monthly_impact) if finding.kind == "waste" else Decimal(0)
             resource = finding.resource
         if not action_name:
-            raise self._refuse(
+            raise self.refuse(
                 "this finding is a recommendation only: it proposes no automated action",
                 actor=requester,
                 channel=channel,
@@ -279,7 +279,7 @@ class ApprovalService:
             observed = action.observe(self._ctx(action, request_id), params)
             plan = action.plan(params, observed, self.pctx)
         except ActionRefused as exc:
-            raise self._refuse(
+            raise self.refuse(
                 str(exc), actor=requester, channel=channel, resource=target.id, what=f"propose {action_name}"
             ) from None
         env = plan.environment or environment
@@ -287,7 +287,7 @@ class ApprovalService:
         facts = RequestFacts(action_name, team, env, savings, requester, dict(observed.tags))
         verdict = may_propose(self.config, facts)
         if not verdict:
-            raise self._refuse(
+            raise self.refuse(
                 verdict.reason,
                 actor=requester,
                 channel=channel,
@@ -377,7 +377,7 @@ class ApprovalService:
             row = get_request(s, request_id)
             given = tuple(d.actor for d in decisions(s, row.id) if d.decision == "approve")
         if self._expire_if_due(row, now):
-            raise self._refuse(
+            raise self.refuse(
                 f"request {row.id} expired at {row.expires_at:%Y-%m-%d %H:%M} UTC; propose it again",
                 actor=actor,
                 channel=channel,
@@ -386,7 +386,7 @@ class ApprovalService:
                 what="approve",
             )
         if row.status != "pending":
-            raise self._refuse(
+            raise self.refuse(
                 f"request {row.id} cannot be approved: {explain(row.status)}",
                 actor=actor,
                 channel=channel,
@@ -396,7 +396,7 @@ class ApprovalService:
             )
         verdict = may_approve(self.config, actor, self._facts(row, given))
         if not verdict:
-            raise self._refuse(
+            raise self.refuse(
                 verdict.reason,
                 actor=actor,
                 channel=channel,
@@ -449,7 +449,7 @@ class ApprovalService:
         except (_LostRace, IntegrityError):
             with self.db.session() as s:
                 current = get_request(s, row.id).status
-            raise self._refuse(
+            raise self.refuse(
                 f"request {row.id} was decided by someone else at the same moment; it is now {current}",
                 actor=actor,
                 channel=channel,
@@ -472,7 +472,7 @@ class ApprovalService:
             row = get_request(s, request_id)
         verdict = may_approve(self.config, actor, self._facts(row))
         if not verdict:
-            raise self._refuse(
+            raise self.refuse(
                 verdict.reason,
                 actor=actor,
                 channel=channel,
@@ -509,7 +509,7 @@ class ApprovalService:
         except (_LostRace, IntegrityError):
             with self.db.session() as s:
                 current = get_request(s, row.id).status
-            raise self._refuse(
+            raise self.refuse(
                 f"request {row.id} cannot be rejected: {explain(current)}",
                 actor=actor,
                 channel=channel,
@@ -578,7 +578,7 @@ class ApprovalService:
         facts = self._facts(row)
         verdict = may_execute(self.config, facts, now, executed_this_run)
         if not verdict:
-            raise self._refuse(
+            raise self.refuse(
                 verdict.reason,
                 actor=self.agent,
                 channel=None,
@@ -775,7 +775,7 @@ class ApprovalService:
                 if row.captured is None and row.status not in ("rolled_back",)
                 else explain(row.status)
             )
-            raise self._refuse(
+            raise self.refuse(
                 f"cannot roll back {action_id}: {why}",
                 actor=actor,
                 channel=channel,
@@ -789,7 +789,7 @@ class ApprovalService:
         )
         verdict = may_approve(self.config, actor, facts)
         if not verdict:
-            raise self._refuse(
+            raise self.refuse(
                 verdict.reason,
                 actor=actor,
                 channel=channel,

@@ -103,3 +103,20 @@ def test_cli_reject_requires_a_reason_and_is_listed(run: Invoke, finding: str) -
     assert "rejected" in run("approvals", "reject", request_id, "--as", "U01SUPPRT1", "--reason", "planned")
     assert json.loads(run("approvals", "--status", "rejected", "--format", "json"))[0]["id"] == request_id
     assert "never executed" in run("rollback", request_id, "--as", "U01SUPPRT1", code=2)
+
+
+def test_cli_approvals_list_and_run_execute_what_was_approved_without_executing(
+    run: Invoke, finding: str
+) -> None:
+    request_id = json.loads(run("propose", finding, "--format", "json"))["request_id"]
+    assert json.loads(run("approvals", "list", "--format", "json"))[0]["status"] == "pending"
+    run("approvals", "approve", request_id, "--as", "U01SUPPRT1", "--no-execute")
+    assert (
+        json.loads(run("approvals", "list", "--status", "approved", "--format", "json"))[0]["id"]
+        == request_id
+    )
+    out = run("approvals", "run")
+    assert f"{request_id}: succeeded" in out
+    assert json.loads(run("approvals", "show", request_id, "--format", "json"))["status"] == "succeeded"
+    assert "nothing to reconcile" in run("approvals", "reconcile")
+    assert f"{request_id}" not in run("approvals", "run")  # nothing left to do: runs are repeatable
