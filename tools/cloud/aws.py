@@ -1,19 +1,22 @@
 """AWS inventory and metrics with boto3 (the only inventory module that imports boto3).
 
 Reads EC2 instances, EBS volumes and snapshots (owned by the account), SageMaker endpoints (with their
-endpoint configs and tags) and CloudWatch daily statistics in every configured region. Credentials come from
-the standard AWS chain (environment, shared config / ``profile``, SSO, instance role); ``endpoint_url``
-(e.g. a local moto server) is passed to every client. Results are cached for the life of the object: one
-``AwsInventory`` is one scan's snapshot of the account.
+endpoint configs and tags) and CloudWatch daily statistics in every configured region: the metrics a rule
+announces with ``prefetch_metrics`` in GetMetricData requests of up to 500 metrics each, any other metric
+with its own GetMetricStatistics call. Credentials come from the standard AWS chain (environment, shared
+config / ``profile``, SSO, instance role); ``endpoint_url`` (e.g. a local moto server) is passed to every
+client. Results are cached for the life of the object: one ``AwsInventory`` is one scan's snapshot of the
+account.
 
 AWS errors become ``AwsError`` subclasses whose message names the service, the region and what to do.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -29,6 +32,7 @@ from tools.cloud.inventory import (
     DailySeries,
     Endpoint,
     Instance,
+    Metric,
     Snapshot,
     Volume,
     is_gpu_instance_type,
@@ -122,6 +126,15 @@ ON_DEMAND_USD_PER_HOUR: dict[str, Decimal] = {
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
+#: metrics per GetMetricData request (the API's limit on MetricDataQueries)
+METRIC_DATA_BATCH = 500
+#: seconds in the period of every metric read: one value per UTC day
+DAY_SECONDS = 86400
+
+MetricKey = tuple[str, str, str, str, tuple[tuple[str, str], ...], datetime, datetime, str]
+
 
 class AwsError(FinOpsError):
     """An AWS call failed; the message names the service, the region and what to do."""
@@ -153,7 +166,7 @@ _DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation
 _READ_PERMISSIONS = (
     "ec2:DescribeInstances, ec2:DescribeVolumes, ec2:DescribeSnapshots, sagemaker:ListEndpoints, "
     "sagemaker:DescribeEndpoint, sagemaker:DescribeEndpointConfig, sagemaker:ListTags, "
-    "cloudwatch:GetMetricStatistics, sts:GetCallerIdentity"
+    "cloudwatch:GetMetricStatistics, cloudwatch:GetMetricData, sts:GetCallerIdentity"
 )
 
 
@@ -168,6 +181,7 @@ class AwsInventory:
         self._session: Any = None
         self._clients: dict[tuple[str, str], Any] = {}
         self._cache: dict[object, Any] = {}
+        self._metric_data_denied: set[str] = set()  # regions where GetMetricData is not allowed
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -264,6 +278,7 @@ class AwsInventory:
     def refresh(self) -> None:
         """Forget cached results (the next call reads AWS again)."""
         self._cache.clear()
+        self._metric_data_denied.clear()
 
     # --- Inventory ------------------------------------------------------------------------------
 
@@ -442,7 +457,7 @@ class AwsInventory:
         if stat not in STATISTICS:
             raise ValueError(f"unknown statistic {stat!r}; use one of {', '.join(STATISTICS)}")
         where = region or self.regions[0]
-        key = ("metric", where, namespace, metric_name, tuple(sorted(dimensions.items())), start, end, stat)
+        key = _metric_key(where, namespace, metric_name, dimensions, start, end, stat)
 
         def read() -> DailySeries | None:
             with self._calling("cloudwatch", where, f"GetMetricStatistics {namespace}/{metric_name}"):
@@ -452,18 +467,100 @@ class AwsInventory:
                     Dimensions=[{"Name": k, "Value": v} for k, v in sorted(dimensions.items())],
                     StartTime=start,
                     EndTime=end,
-                    Period=86400,
+                    Period=DAY_SECONDS,
                     Statistics=[stat],
                 )
             points = response.get("Datapoints") or []
-            if not points:
-                return None
-            by_day: dict[date, list[float]] = {}
-            for point in points:
-                by_day.setdefault(_utc(point["Timestamp"]).date(), []).append(float(point[stat]))
-            return [(day, _combine(stat, values)) for day, values in sorted(by_day.items())]
+            return _daily(stat, ((p["Timestamp"], p[stat]) for p in points))
 
         return self._cached(key, read)
+
+    def prefetch_metrics(self, metrics: Sequence[Metric], start: datetime, end: datetime) -> None:
+        """Read the daily series of ``metrics`` over [start, end) with GetMetricData, up to 500 metrics a
+        request per region (following NextToken), and keep them where ``metric_daily`` looks first.
+
+        Only for windows of whole UTC days (start and end at midnight UTC, as ``daily_window`` gives): then
+        each 86400 s period from ``start`` is one UTC day, the same per-day values GetMetricStatistics
+        gives for that window. Other windows, unknown statistics, metrics already read and every query
+        GetMetricData does not answer with status ``Complete`` are left to ``metric_daily`` (one
+        GetMetricStatistics call each, as without prefetching). A region where GetMetricData is denied is
+        left to ``metric_daily`` too (logged once), so an identity granted only GetMetricStatistics
+        still scans; other errors raise ``AwsError`` like every call.
+        """
+        if not _whole_utc_days(start, end):
+            return
+        by_region: dict[str, dict[MetricKey, Metric]] = {}
+        for metric in metrics:
+            if metric.stat not in STATISTICS:
+                continue  # metric_daily raises ValueError for it, prefetched or not
+            where = metric.region or self.regions[0]
+            key = _metric_key(
+                where, metric.namespace, metric.name, metric.dimensions, start, end, metric.stat
+            )
+            if key not in self._cache and where not in self._metric_data_denied:
+                by_region.setdefault(where, {})[key] = metric
+        for where, pending in by_region.items():
+            keys = list(pending)
+            for at in range(0, len(keys), METRIC_DATA_BATCH):
+                batch = keys[at : at + METRIC_DATA_BATCH]
+                try:
+                    read = self._metric_data(where, [(k, pending[k]) for k in batch], start, end)
+                except AwsAccessDeniedError as exc:
+                    self._metric_data_denied.add(where)
+                    log.warning("%s; reading metrics one GetMetricStatistics call at a time", exc)
+                    break
+                for key, series in read.items():
+                    self._cache[key] = series
+
+    def _metric_data(
+        self, region: str, batch: list[tuple[MetricKey, Metric]], start: datetime, end: datetime
+    ) -> dict[MetricKey, DailySeries | None]:
+        """One GetMetricData request (all its pages) for at most 500 metrics of one region: the daily
+        series of each query whose final status is Complete (None when it has no data point)."""
+        queries = [
+            {
+                "Id": f"m{n}",
+                "MetricStat": {
+                    "Metric": {
+                        "Namespace": metric.namespace,
+                        "MetricName": metric.name,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in sorted(metric.dimensions.items())],
+                    },
+                    "Period": DAY_SECONDS,
+                    "Stat": metric.stat,
+                },
+                "ReturnData": True,
+            }
+            for n, (_, metric) in enumerate(batch)
+        ]
+        points: dict[str, list[tuple[Any, Any]]] = {}
+        status: dict[str, str] = {}
+        client = self._client("cloudwatch", region)
+        with self._calling("cloudwatch", region, f"GetMetricData ({len(queries)} metrics)"):
+            pages = self._pages(
+                client,
+                "get_metric_data",
+                sized=False,
+                MetricDataQueries=queries,
+                StartTime=start,
+                EndTime=end,
+                ScanBy="TimestampAscending",
+            )
+            for page in pages:
+                for result in page.get("MetricDataResults") or []:
+                    qid = str(result.get("Id"))
+                    timestamps, values = result.get("Timestamps") or [], result.get("Values") or []
+                    points.setdefault(qid, []).extend(zip(timestamps, values, strict=False))
+                    if len(timestamps) != len(values) or status.get(qid) == "Malformed":
+                        status[qid] = "Malformed"  # never cached: metric_daily reads it on its own
+                    else:
+                        status[qid] = str(result.get("StatusCode", ""))
+        out: dict[MetricKey, DailySeries | None] = {}
+        for n, (key, metric) in enumerate(batch):
+            qid = f"m{n}"
+            if status.get(qid) == "Complete":  # PartialData / InternalError / Forbidden / missing: not cached
+                out[key] = _daily(metric.stat, points.get(qid, []))
+        return out
 
 
 def _endpoint_hourly(
@@ -496,6 +593,36 @@ def _shared_loader() -> Any:
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _metric_key(
+    region: str,
+    namespace: str,
+    name: str,
+    dimensions: Any,
+    start: datetime,
+    end: datetime,
+    stat: str,
+) -> MetricKey:
+    return ("metric", region, namespace, name, tuple(sorted(dimensions.items())), start, end, stat)
+
+
+def _whole_utc_days(start: datetime, end: datetime) -> bool:
+    """[start, end) is a non-empty run of whole UTC days (both ends aware, at midnight UTC)."""
+    if start.tzinfo is None or end.tzinfo is None or start >= end:
+        return False
+    return start.astimezone(UTC).time() == time(0) and end.astimezone(UTC).time() == time(0)
+
+
+def _daily(stat: str, points: Iterable[tuple[Any, Any]]) -> DailySeries | None:
+    """(timestamp, value) data points as one value per UTC day, oldest first; None without any point.
+    Several points of one day (CloudWatch periods not aligned to midnight) are merged with ``_combine``."""
+    by_day: dict[date, list[float]] = {}
+    for stamp, value in points:
+        by_day.setdefault(_utc(stamp).date(), []).append(float(value))
+    if not by_day:
+        return None
+    return [(day, _combine(stat, values)) for day, values in sorted(by_day.items())]
 
 
 def _combine(stat: str, values: list[float]) -> float:

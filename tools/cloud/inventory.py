@@ -150,6 +150,14 @@ class Inventory(Protocol):
         at all ("no data", never to be read as idle). ``region`` defaults to the first configured one."""
         ...
 
+    def prefetch_metrics(self, metrics: Sequence[Metric], start: datetime, end: datetime) -> None:
+        """Optional speed-up: the ``metrics`` a rule is about to read with ``metric_daily`` over [start, end),
+        announced before its loop so an implementation can fetch them in a few batched requests instead of
+        one call each. Implementations may ignore it (a no-op is correct); ``metric_daily`` must return
+        exactly the same values with or without it (None for a metric without data, as always), and a
+        metric announced here but never read changes nothing a rule sees."""
+        ...
+
     def instance_price(self, instance_type: str) -> Decimal | None:
         """On-demand $/hour of an EC2 (``m5.large``) or SageMaker (``ml.g5.xlarge``) type; None: unknown."""
         ...

@@ -61,9 +61,15 @@ class IdleInferenceEndpoint(Rule):
         if ctx.inventory is None:
             return
         start, end = daily_window(ctx.now, params.days)
-        for ep in ctx.inventory.endpoints():
-            if ep.status != "InService" or ep.creation_time > start or ep.instance_type is None:
-                continue
+        candidates = [
+            e
+            for e in ctx.inventory.endpoints()
+            if e.status == "InService" and e.creation_time <= start and e.instance_type is not None
+        ]
+        ctx.inventory.prefetch_metrics(
+            [Metric.sagemaker_invocations(e, v) for e in candidates for v in e.variants], start, end
+        )
+        for ep in candidates:
             per_variant: list[dict[str, Any]] = []
             total = 0.0
             for variant in ep.variants:

@@ -63,9 +63,14 @@ class IdleGpuInstance(Rule):
         if ctx.inventory is None:
             return
         start, end = daily_window(ctx.now, params.days)
-        for inst in ctx.inventory.instances():
-            if not inst.gpu or inst.state != "running" or inst.launch_time > start:
-                continue
+        candidates = [
+            i for i in ctx.inventory.instances() if i.gpu and i.state == "running" and i.launch_time <= start
+        ]
+        # one batched read of every metric below (the GPU one is read only where the CPU is low)
+        ctx.inventory.prefetch_metrics(
+            [m for i in candidates for m in (Metric.ec2_cpu(i), Metric.ec2_gpu(i))], start, end
+        )
+        for inst in candidates:
             cpu_metric = Metric.ec2_cpu(inst)
             cpu = cpu_metric.daily(ctx.inventory, start, end)
             if not cpu:

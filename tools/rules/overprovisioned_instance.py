@@ -96,13 +96,15 @@ class OverprovisionedInstance(Rule):
         if ctx.inventory is None:
             return
         start, end = daily_window(ctx.now, params.days)
+        candidates = []
         for inst in ctx.inventory.instances():
             if inst.state != "running" or inst.launch_time > start or (inst.gpu and not params.include_gpu):
                 continue
             smaller = smaller_type(ctx.inventory, inst.type)
-            if smaller is None:
-                continue
-            target, target_price = smaller
+            if smaller is not None:
+                candidates.append((inst, smaller))
+        ctx.inventory.prefetch_metrics([Metric.ec2_cpu(i) for i, _ in candidates], start, end)
+        for inst, (target, target_price) in candidates:
             metric = Metric.ec2_cpu(inst)
             cpu = metric.daily(ctx.inventory, start, end)
             if not cpu:
