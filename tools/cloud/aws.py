@@ -126,6 +126,9 @@ ON_DEMAND_USD_PER_HOUR: dict[str, Decimal] = {
 
 T = TypeVar("T")
 
+#: threads describing SageMaker endpoints in parallel (botocore's default pool holds 10 connections)
+DESCRIBE_THREADS = 8
+
 log = logging.getLogger(__name__)
 
 #: metrics per GetMetricData request (the API's limit on MetricDataQueries)
@@ -380,47 +383,52 @@ class AwsInventory:
         return self._cached("endpoints", lambda: [e for r in self.regions for e in self._endpoints(r)])
 
     def _endpoints(self, region: str) -> list[Endpoint]:
-        out: list[Endpoint] = []
+        """Every endpoint of the region. Each needs three describe calls; they run on a few threads (boto3
+        clients are thread-safe; the client's connection pool holds ``DESCRIBE_THREADS`` connections)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         account = self.account_id()
         sm = self._client("sagemaker", region)
         with self._calling("sagemaker", region, "ListEndpoints"):
             summaries = [s for page in self._pages(sm, "list_endpoints") for s in page.get("Endpoints", [])]
-        for summary in summaries:
-            name = str(summary["EndpointName"])
-            with self._calling("sagemaker", region, f"DescribeEndpoint {name}"):
-                described = sm.describe_endpoint(EndpointName=name)
-            config_name = _opt_str(described.get("EndpointConfigName"))
-            variants = self._variants(sm, config_name, region)
-            arn = str(described.get("EndpointArn") or summary["EndpointArn"])
-            with self._calling("sagemaker", region, f"ListTags {arn}"):
-                tags: dict[str, str] = {}
-                for page in self._pages(sm, "list_tags", sized=False, ResourceArn=arn):
-                    tags.update(_tags(page.get("Tags")))
-            running = {
-                str(v["VariantName"]): int(v.get("CurrentInstanceCount") or 0)
-                for v in described.get("ProductionVariants") or []
-            }
-            names = tuple(running) or tuple(n for n, _, _ in variants) or ("AllTraffic",)
-            count = sum(running.values()) or sum(c for _, _, c in variants)
-            itype = next((t for _, t, _ in variants if t), None)
-            hourly = _endpoint_hourly(variants, running, self.instance_price)
-            out.append(
-                Endpoint(
-                    name=name,
-                    arn=arn,
-                    status=str(described.get("EndpointStatus") or summary.get("EndpointStatus", "")),
-                    config_name=config_name,
-                    instance_type=itype,
-                    instance_count=count,
-                    creation_time=_utc(described.get("CreationTime") or summary["CreationTime"]),
-                    region=region,
-                    account=account,
-                    variants=names,
-                    tags=tags,
-                    hourly_price=hourly,
-                )
-            )
-        return out
+        if len(summaries) <= 1:
+            return [self._endpoint(sm, s, region, account) for s in summaries]
+        with ThreadPoolExecutor(max_workers=DESCRIBE_THREADS) as pool:
+            return list(pool.map(lambda s: self._endpoint(sm, s, region, account), summaries))
+
+    def _endpoint(self, sm: Any, summary: dict[str, Any], region: str, account: str) -> Endpoint:
+        name = str(summary["EndpointName"])
+        with self._calling("sagemaker", region, f"DescribeEndpoint {name}"):
+            described = sm.describe_endpoint(EndpointName=name)
+        config_name = _opt_str(described.get("EndpointConfigName"))
+        variants = self._variants(sm, config_name, region)
+        arn = str(described.get("EndpointArn") or summary["EndpointArn"])
+        with self._calling("sagemaker", region, f"ListTags {arn}"):
+            tags: dict[str, str] = {}
+            for page in self._pages(sm, "list_tags", sized=False, ResourceArn=arn):
+                tags.update(_tags(page.get("Tags")))
+        running = {
+            str(v["VariantName"]): int(v.get("CurrentInstanceCount") or 0)
+            for v in described.get("ProductionVariants") or []
+        }
+        names = tuple(running) or tuple(n for n, _, _ in variants) or ("AllTraffic",)
+        count = sum(running.values()) or sum(c for _, _, c in variants)
+        itype = next((t for _, t, _ in variants if t), None)
+        hourly = _endpoint_hourly(variants, running, self.instance_price)
+        return Endpoint(
+            name=name,
+            arn=arn,
+            status=str(described.get("EndpointStatus") or summary.get("EndpointStatus", "")),
+            config_name=config_name,
+            instance_type=itype,
+            instance_count=count,
+            creation_time=_utc(described.get("CreationTime") or summary["CreationTime"]),
+            region=region,
+            account=account,
+            variants=names,
+            tags=tags,
+            hourly_price=hourly,
+        )
 
     def _variants(self, sm: Any, config_name: str | None, region: str) -> list[tuple[str, str | None, int]]:
         """(variant name, instance type or None for serverless, initial instance count) of an endpoint
