@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_HOME = Path(".finops")
@@ -17,6 +17,8 @@ class Settings(BaseSettings):
     """Where the product keeps its state and finds its config.
 
     Every field is read from ``FINOPS_<NAME>``; CLI options (``--db``, ``--config``) take precedence.
+    The model endpoint is configured the way every OpenAI client is: ``OPENAI_API_KEY`` and
+    ``OPENAI_BASE_URL`` (any OpenAI-compatible endpoint), read without the ``FINOPS_`` prefix.
     """
 
     model_config = SettingsConfigDict(env_prefix="FINOPS_", extra="ignore")
@@ -26,6 +28,24 @@ class Settings(BaseSettings):
     config: Path | None = Field(None, description="Path of finops.yaml")
     lake_dir: Path | None = Field(None, description="Folder of the Parquet cost lake")
     as_of: date | None = Field(None, description="Today's date for relative periods (default: the real date)")
+    openai_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "FINOPS_OPENAI_API_KEY"),
+        description="API key of the model endpoint; without it `finops ask` answers offline",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "OPENAI_API_BASE", "FINOPS_OPENAI_BASE_URL"),
+        description="Base URL of an OpenAI-compatible chat-completions endpoint (default: OpenAI's)",
+    )
+    llm_model: str = Field("gpt-4o-mini", description="Chat model of the question graph (FINOPS_LLM_MODEL)")
+    llm_provider: str = Field(
+        "openai",
+        description="Provider the model is billed by, for pricing the assistant's own usage "
+        "(OpenTelemetry gen_ai.provider.name: openai, azure.ai.openai, aws.bedrock, ...)",
+    )
+    llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait for one model response")
+    llm_max_retries: int = Field(2, ge=0, description="Retries of a failed model request")
 
     def resolved_database_url(self) -> str:
         if self.database_url:
