@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck check bench bench-scan clean
+.PHONY: demo test lint typecheck check bench bench-scan bench-ask clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ bench: $(STAMP)
 
 bench-scan: $(STAMP)
 	$(BIN)/python benchmarks/scan.py
+
+bench-ask: $(STAMP)
+	$(BIN)/python benchmarks/ask.py
 
 clean:
 	rm -rf $(VENV) .finops .pytest_cache .mypy_cache .ruff_cache

@@ -395,6 +395,7 @@ def findings_list(
         str | None, typer.Option("--kind", help="waste, anomaly, budget, token-budget, governance")
     ] = None,
     rule: Annotated[str | None, typer.Option("--rule", help="Rule id")] = None,
+    severity: Annotated[str | None, typer.Option("--severity", help="high, medium or low")] = None,
     fmt: FormatOpt = "table",
 ) -> None:
     """List findings, largest monthly impact first."""
@@ -405,7 +406,15 @@ def findings_list(
     def go() -> None:
         from agent.detect_cli import show_findings
 
-        show_findings(_ctx(ctx).database(), status=status or [], team=team, kind=kind, rule=rule, fmt=fmt)
+        show_findings(
+            _ctx(ctx).database(),
+            status=status or [],
+            team=team,
+            kind=kind,
+            rule=rule,
+            severity=severity,
+            fmt=fmt,
+        )
 
     run_guarded(go)
 
@@ -523,9 +532,11 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 from agent.approvals_cli import register as _register_approvals  # noqa: E402
+from agent.ask_cli import register as _register_ask  # noqa: E402
 from agent.gateway_cli import register as _register_gateway  # noqa: E402
 
 _register_approvals(app)
+_register_ask(app)
 _register_gateway(app)
 
 

@@ -3,6 +3,7 @@ ingestion paths (no side door), and prints a short tour. Deterministic: same fil
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +75,7 @@ def run_demo(db: Database, lake: Lake, config: FinOpsConfig, data_dir: Path) -> 
         soft_wrap=True,
     )
     show_findings(db, status=["open", "notified"], team=None, kind=None, rule=None, fmt="table")
+    show_questions(db, lake, config, today)
     show_aws_part(db, lake, config)
     console.print(
         "\nTry next:\n"
@@ -85,7 +87,37 @@ def run_demo(db: Database, lake: Lake, config: FinOpsConfig, data_dir: Path) -> 
         f"  finops --as-of {today} anomalies --period last-30-days\n"
         f"  finops --as-of {today} forecast --by team\n"
         "  finops findings show ID    (an id from the table above)\n"
+        f'  finops --as-of {today} ask "what did the search team spend on gpt-4o last week?"\n'
     )
+
+
+DEMO_QUESTIONS = (
+    "top 5 teams by AI spend last month",
+    "cost per completed task for the support agent this month vs last",
+    "why did Vertex AI spend jump on 2024-09-17?",
+)
+
+
+def show_questions(db: Database, lake: Lake, config: FinOpsConfig, today: date) -> None:
+    """Three plain-language questions answered by the offline planner (what `finops ask` does without an
+    LLM key), each with the `finops` command that gives the same figures."""
+    from rich.console import Console
+
+    from agent.answer import AskContext
+    from agent.ask_cli import print_answer
+    from agent.planner import answer_offline
+    from tools.costs import open_costs
+
+    console = Console()
+    console.rule("[bold]Questions in plain language (finops ask, offline planner)")
+    con = open_costs(lake, config)
+    try:
+        ctx = AskContext(config, con, db, today)
+        for question in DEMO_QUESTIONS:
+            console.print(f"\n$ finops --as-of {today} ask {question!r}", markup=False, soft_wrap=True)
+            print_answer(answer_offline(question, ctx), "text")
+    finally:
+        con.close()
 
 
 def show_aws_part(db: Database, lake: Lake, config: FinOpsConfig) -> None:

@@ -74,11 +74,21 @@ def run_scan_cli(
 
 
 def show_findings(
-    db: Database, *, status: list[str], team: str | None, kind: str | None, rule: str | None, fmt: str
+    db: Database,
+    *,
+    status: list[str],
+    team: str | None,
+    kind: str | None,
+    rule: str | None,
+    fmt: str,
+    severity: str | None = None,
 ) -> None:
     from tools.findings_store import finding_dict, list_findings
 
-    rows = [finding_dict(r) for r in list_findings(db, status=status, team=team, kind=kind, rule=rule)]
+    rows = [
+        finding_dict(r)
+        for r in list_findings(db, status=status, team=team, kind=kind, rule=rule, severity=severity)
+    ]
     cols = ["id", "status", "team", "rule", "title", "monthly_impact", "proposed_action"]
     if fmt == "json":
         print(dumps_json(rows))

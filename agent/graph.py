@@ -468,7 +468,7 @@ def build_graph(
         return {"verdict": "replaced", "unverified": bad}
 
     def after_check(state: QuestionState) -> Literal["model", "__end__"]:
-        return "model" if state.get("verdict") == "revise" else END
+        return "model" if state.get("verdict") == "revise" else "__end__"
 
     graph = StateGraph(QuestionState)
     graph.add_node("model", model)

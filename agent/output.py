@@ -69,10 +69,26 @@ def money(value: Decimal | None, currency: str = "USD") -> str:
     return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
 
 
+def unit_money(value: Decimal | None, currency: str = "USD") -> str:
+    """A unit cost (per request, per task, per 1M tokens): cents are not enough below $10, so up to six
+    decimals there ($0.014512), two above."""
+    if value is None:
+        return "n/a"
+    if abs(value) >= 10:
+        return money(value, currency)
+    sign = "-" if value < 0 else ""
+    text = f"{abs(value):.6f}".rstrip("0")
+    text += "0" * max(0, 2 - len(text.partition(".")[2]))
+    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency, "")
+    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
+
+
 def fmt_cell(value: Any, currency: str, money_columns: set[str], column: str) -> str:
     if value is None:
         return ""
     if column in money_columns and isinstance(value, Decimal):
+        if column.startswith("cost_per"):
+            return unit_money(value, currency)
         return money(value, currency)
     if isinstance(value, Decimal):
         return f"{value:,.4f}".rstrip("0").rstrip(".")

@@ -159,6 +159,7 @@ def list_findings(
     team: str | None = None,
     kind: str | None = None,
     rule: str | None = None,
+    severity: str | None = None,
     limit: int = 500,
 ) -> list[FindingRow]:
     for s in status:
@@ -174,6 +175,8 @@ def list_findings(
             q = q.where(FindingRow.kind == kind)
         if rule:
             q = q.where(FindingRow.rule_id == rule)
+        if severity:
+            q = q.where(FindingRow.severity == severity)
         q = q.order_by(FindingRow.monthly_impact.desc(), FindingRow.fingerprint).limit(limit)
         return list(session.scalars(q))
 

@@ -12,6 +12,7 @@ import pytest
 
 from approvals.actions import ACTION_TYPES
 from config.model import FeatureValue, FinOpsConfig, TokenBudget
+from tests.demo_org import DEMO_NOW, DemoOrg, demo_org_fixture  # noqa: F401
 from tests.focus_builder import row, write_focus
 from tests.usage_builder import ingest, usage
 from tools.costs import open_costs
@@ -24,7 +25,6 @@ from tools.rules.premium_model import approved_name, canonical_model, is_version
 from tools.store.lake import Lake
 
 NOW = datetime(2024, 9, 21, 8, 0, tzinfo=UTC)
-DEMO_LAKE = Path("/tmp/demo1/.finops/lake")
 LLM_RULES = (
     "premium-model-downgrade",
     "unapproved-model",
@@ -455,17 +455,22 @@ def test_token_budget_breach(ingestor: Ingestor, lake: Lake, tmp_path: Path, con
     assert run("token-budget-breach", lake, with_config(config, token_budgets=generous)) == []
 
 
-# ----- the demo (a local exploration aid, not the spec) ---------------------------------------------------------
-@pytest.mark.skipif(not DEMO_LAKE.exists(), reason=f"no demo lake at {DEMO_LAKE} (run `finops demo` there)")
-def test_llm_rules_on_the_demo_lake(config: FinOpsConfig) -> None:
-    lake = Lake(DEMO_LAKE)
+# ----- the demo organisation -------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_llm_rules_on_the_demo_organisation_propose_registered_actions(demo_org: DemoOrg) -> None:
+    """On the demo's data every LLM rule runs; what it finds names a registered action (or none) and a
+    non-negative monthly impact, and the rules together find something (the demo plants premium models,
+    an over-budget bot and unapproved models)."""
+    load_rules()
+    found = 0
+    costs = demo_org.costs()
     for rule_id in LLM_RULES:
-        findings = run(rule_id, lake, config)
-        print(f"\n== {rule_id}: {len(findings)} finding(s)")
+        cls = registry.get(rule_id)
+        ctx = RuleContext(config=demo_org.config, now=DEMO_NOW, costs=costs)
+        findings = list(cls(cls.Params()).evaluate(ctx))
+        found += len(findings)
         for f in findings:
-            print(
-                f"  ${f.monthly_impact}/month [{f.severity}] {f.title} -> {f.proposed_action} {dict(f.action_params)}"
-            )
             assert f.rule_id == rule_id
             assert f.proposed_action is None or f.proposed_action in ACTION_TYPES
             assert f.monthly_impact >= 0
+    assert found > 0
