@@ -33,7 +33,12 @@ from tools.store.models import AuditEntry, AuditHead
 GENESIS = "0" * 64
 REDACTED = "[redacted]"
 
-_SECRET_KEY = re.compile(r"(token|secret|password|passwd|api[_-]?key|authorization|credential|signing)", re.I)
+_SECRET_KEY = re.compile(
+    r"(secret|password|passwd|api[_-]?key|authorization|credential|signing"
+    r"|(?<![a-z])token(?!s)(?!_?(?:count|limit|budget|usage)))",
+    re.I,
+)
+#: keys that count tokens (``monthly_tokens``, ``max_tokens``, ``tokens_per_minute``) are figures, not secrets
 _SECRET_VALUE = re.compile(
     r"(xox[abposr]-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}|sk-[A-Za-z0-9_-]{12,}|sk-ant-[A-Za-z0-9_-]{6,}"
     r"|(AKIA|ASIA)[0-9A-Z]{16}|Bearer\s+[A-Za-z0-9._~+/=-]{8,})"
@@ -49,6 +54,8 @@ EVENTS = (
     "request.superseded",
     "request.refused",
     "request.notified",
+    "finding.notified",
+    "finding.feedback",
     "execution.started",
     "execution.succeeded",
     "execution.failed",

@@ -247,6 +247,34 @@ class AwsConfig(_Strict):
     profile: str | None = Field(None, examples=["finops-readonly"])
 
 
+class SlackConfig(_Strict):
+    """Where and how the Slack app tells owners about findings (`finops notify`, the scheduler)."""
+
+    finops_channel: str | None = Field(
+        None,
+        pattern=r"^[#C]",
+        description="channel for findings whose owner has no Slack id, no email found in Slack and no "
+        "team channel: a name (#finops) or a channel id (C...)",
+        examples=["#finops"],
+    )
+    deliver: Literal["dm", "channel"] = Field(
+        "dm",
+        description="dm: a direct message to the owner; channel: the team's slack_channel instead "
+        "(owners are messaged directly only when their team has no channel)",
+        examples=["dm"],
+    )
+    digest_over: Annotated[int, Field(ge=1)] = Field(
+        5,
+        description="more new findings than this for one recipient in one run are sent as one digest",
+        examples=[5],
+    )
+    digest_top: Annotated[int, Field(ge=1, le=15)] = Field(
+        10,
+        description="findings listed in a digest (largest $ per month first; the rest are counted)",
+        examples=[10],
+    )
+
+
 class FinOpsConfig(_Strict):
     """The whole of finops.yaml."""
 
@@ -271,6 +299,7 @@ class FinOpsConfig(_Strict):
         examples=[{"idle-gpu-instance": {"days": 7}}],
     )
     aws: AwsConfig = Field(default_factory=AwsConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
     finops_team: str | None = Field(
         None, description="owner of findings no one else owns", examples=["platform"]
     )

@@ -46,6 +46,25 @@ class Settings(BaseSettings):
     )
     llm_timeout: float = Field(60.0, gt=0, description="Seconds to wait for one model response")
     llm_max_retries: int = Field(2, ge=0, description="Retries of a failed model request")
+    slack_bot_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SLACK_BOT_TOKEN", "FINOPS_SLACK_BOT_TOKEN"),
+        description="Bot token (xoxb-...) of the Slack app; without it everything runs from the CLI",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SLACK_SIGNING_SECRET", "FINOPS_SLACK_SIGNING_SECRET"),
+        description="Signing secret that Slack's requests are checked against (HTTP mode)",
+    )
+    slack_app_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("SLACK_APP_TOKEN", "FINOPS_SLACK_APP_TOKEN"),
+        description="App-level token (xapp-...): when set, `finops serve` connects in Socket Mode",
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/",
+        description="Base URL of the Slack Web API (FINOPS_SLACK_API_URL), for proxies and tests",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

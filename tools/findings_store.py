@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from config.model import FinOpsConfig
 from tools.errors import FinOpsError
@@ -237,6 +238,20 @@ def record_feedback(
         else:
             row.status = "suppressed"
         return row
+
+
+def mark_notified(session: Session, fingerprints: Iterable[str]) -> int:
+    """``open`` → ``notified`` for these findings, in the caller's transaction (the owner was told; other
+    statuses are left as they are). Returns how many changed."""
+    wanted = list(dict.fromkeys(fingerprints))
+    if not wanted:
+        return 0
+    result = session.execute(
+        update(FindingRow)
+        .where(FindingRow.fingerprint.in_(wanted), FindingRow.status == "open")
+        .values(status="notified")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def suppressed_fingerprints(db: Database) -> set[str]:

@@ -405,6 +405,20 @@ def request_state(request: Mapping[str, Any]) -> str:
     status = str(request.get("status") or "")
     given, required = _approvals(request)
     result = _result(request)
+    line = _request_state(request, status, given, required, result)
+    approvals = _decisions(request, "approve")
+    if status not in ("pending", "approved", "rejected") and approvals:
+        # after execution the message still says who approved it, and when
+        last = approvals[-1]
+        line += "\n" + texts.approved_by(
+            ", ".join(person(d.get("actor")) for d in approvals), slack_date(last.get("at"))
+        )
+    return line
+
+
+def _request_state(
+    request: Mapping[str, Any], status: str, given: str, required: str, result: Mapping[str, Any]
+) -> str:
     if status == "pending":
         approvers = ", ".join(person(d.get("actor")) for d in _decisions(request, "approve"))
         return texts.status_pending(given, required, approvers or None)

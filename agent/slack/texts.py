@@ -131,6 +131,10 @@ def status_approved(by: str, when: str) -> str:
 EXECUTING = ":gear: Executing the approved change…"
 
 
+def approved_by(who: str, when: str) -> str:
+    return f"Approved by {who}{_at(when)}."
+
+
 def status_succeeded(when: str, detail: str, state: str | None) -> str:
     verified = f" Verified state: *{state}*." if state else ""
     return f":white_check_mark: Done{_at(when)}: {detail}.{verified}"

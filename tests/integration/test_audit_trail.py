@@ -194,3 +194,14 @@ def test_audit_concurrent_appends_on_postgres_form_one_chain(postgres_url: str) 
     result = verify(db)
     assert result.ok and result.entries == 40
     db.dispose()
+
+
+def test_audit_keeps_figures_whose_key_merely_contains_token() -> None:
+    """A rate limit's ``monthly_tokens`` or ``tokens_per_minute`` is a figure, not a secret; a key that names a
+    secret (``bot_token``, ``slack_token``, ``api_key``) is still redacted."""
+    kept = {"monthly_tokens": 1_500_000_000, "tokens_per_minute": 20000, "tpm_limit": 5, "max_tokens": 10}
+    assert audit.redact(kept) == kept
+    hidden = audit.redact(
+        {"bot_token": "abc", "slack_token": "x", "api_key": "k", "token": "t", "client_secret": "s"}
+    )
+    assert set(hidden.values()) == {audit.REDACTED}

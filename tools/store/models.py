@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -275,3 +276,54 @@ class LlmLimit(Base):
     monthly_tokens: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+#: the kinds of ``slack_messages`` rows that notify an owner of a finding (one row per finding and episode)
+OUTREACH_KINDS = ("finding", "digest")
+_OUTREACH_ROWS = "kind IN ('finding', 'digest')"
+
+
+class SlackMessage(Base):
+    """A message the Slack app sent, one row per finding (or request) it shows: a digest that lists five
+    findings is five rows with the same ``channel`` / ``ts``. The handlers find what a clicked message
+    shows by (channel, ts) and update it with chat.update.
+
+    Outreach claims a finding by inserting its row in status ``sending`` before calling Slack; the unique
+    index on (finding, episode) of the outreach kinds decides between concurrent runs, so a finding is
+    notified once per episode. ``episode`` starts at 1 and grows only when a finding that was notified is
+    open again (it was resolved, snoozed or reopened since): see ``agent.slack.store``.
+    """
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (
+        Index("ix_slack_messages_channel_ts", "channel", "ts"),
+        Index(
+            "uq_slack_messages_finding_episode",
+            "finding",
+            "episode",
+            unique=True,
+            sqlite_where=text(_OUTREACH_ROWS),
+            postgresql_where=text(_OUTREACH_ROWS),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # finding | digest
+    finding: Mapped[str | None] = mapped_column(ForeignKey("findings.fingerprint"), nullable=True)
+    episode: Mapped[int] = mapped_column(Integer, default=1)
+    request_id: Mapped[str | None] = mapped_column(
+        ForeignKey("remediation_requests.id"), nullable=True, index=True
+    )
+    team: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    recipient: Mapped[str] = mapped_column(String(128))  # the user id or channel it was addressed to
+    resolved_by: Mapped[str] = mapped_column(String(16))  # config | email | team-channel | finops-channel
+    channel: Mapped[str | None] = mapped_column(
+        String(64), nullable=True
+    )  # the id Slack returned (D.../C...)
+    ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    thread_ts: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    interrupt_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # sending | sent | failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
