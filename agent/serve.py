@@ -227,6 +227,16 @@ def slack_deps(settings: Settings, db: Database, config: FinOpsConfig, mode: Sla
     )
 
 
+def connect_socket_mode(slack_app: App, app_token: str) -> Any:
+    """Connect ``slack_app`` to Slack in Socket Mode (``apps.connections.open`` with the app-level token on
+    the app's Web API base URL, then a WebSocket); returns the handler, whose ``close()`` disconnects."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    handler = SocketModeHandler(slack_app, app_token)
+    handler.connect()  # type: ignore[no-untyped-call]
+    return handler
+
+
 def _graceful_server_class() -> type[Any]:
     import signal
     import threading
@@ -273,10 +283,8 @@ def serve(
         slack_app = build_app(deps, signing_secret=mode.signing_secret or "socket-mode")
         log.info("Slack app for workspace %s in %s mode", deps.team_id, mode.mode)
         if mode.mode == "socket":
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            socket_handler = SocketModeHandler(slack_app, mode.app_token)
-            socket_handler.connect()  # type: ignore[no-untyped-call]
+            assert mode.app_token is not None
+            socket_handler = connect_socket_mode(slack_app, mode.app_token)
     web = build_web_app(db, slack_app, mode.mode)
     server = _graceful_server_class()(
         uvicorn.Config(web, host=host, port=port, log_config=None, access_log=False)
@@ -291,6 +299,6 @@ def serve(
         server.run()  # returns after SIGINT / SIGTERM, once the requests in flight are done
     finally:
         if socket_handler is not None:
-            socket_handler.close()  # type: ignore[no-untyped-call]
+            socket_handler.close()
         db.dispose()
         log.info("stopped")

@@ -275,6 +275,62 @@ class SlackConfig(_Strict):
     )
 
 
+SourceKind = Literal[
+    "focus", "openai-usage", "openai-costs", "anthropic-usage", "anthropic-costs", "otel", "litellm"
+]
+
+
+class IngestSource(_Strict):
+    """Where exports land, for the scheduled ingestion: a local folder or an S3 prefix (exactly one).
+    Every file matching ``pattern`` is ingested once (the ingestion ledger skips what it has seen)."""
+
+    name: str = Field(min_length=1, description="the --source name of what it holds", examples=["aws-payer"])
+    kind: SourceKind = Field(examples=["focus"])
+    path: str | None = Field(None, description="a local folder", examples=["/data/exports/aws"])
+    s3: str | None = Field(
+        None, pattern=r"^s3://[^/]+/?.*$", description="s3://bucket/prefix/", examples=["s3://billing/focus/"]
+    )
+    pattern: str = Field("*", description="file name glob", examples=["*.csv.gz"])
+
+    @model_validator(mode="after")
+    def _one_place(self) -> IngestSource:
+        if bool(self.path) == bool(self.s3):
+            raise ValueError("give exactly one of path (a local folder) or s3 (s3://bucket/prefix/)")
+        return self
+
+
+class Operations(_Strict):
+    """Continuous operation (`finops serve`'s scheduler, `finops jobs`)."""
+
+    sources: list[IngestSource] = Field(default_factory=list)
+    schedules: dict[str, str] = Field(
+        default_factory=dict,
+        description="job name -> cron expression (5 fields, UTC) overriding its default, or 'off'",
+        examples=[{"scan": "30 6 * * *", "weekly-digest": "off"}],
+    )
+    lease_seconds: Annotated[int, Field(ge=10, le=3600)] = Field(
+        60, description="how long a replica holds the scheduler lease without renewing it", examples=[60]
+    )
+
+
+class ReviewConfig(_Strict):
+    """`finops review-diff`: the cost review of a change before it merges."""
+
+    threshold: Annotated[Decimal, Field(ge=0)] = Field(
+        Decimal("50"), description="monthly cost change under which the review stays silent", examples=[50]
+    )
+    feature_paths: dict[str, str] = Field(
+        default_factory=dict,
+        description="path glob -> feature whose traffic prices a change in those files",
+        examples=[{"services/support/**": "support-chat"}],
+    )
+    production_paths: list[str] = Field(
+        default_factory=list,
+        description="path globs deployed to production: an unapproved model there fails the review",
+        examples=[["services/**", "deploy/prod/**"]],
+    )
+
+
 class FinOpsConfig(_Strict):
     """The whole of finops.yaml."""
 
@@ -300,6 +356,8 @@ class FinOpsConfig(_Strict):
     )
     aws: AwsConfig = Field(default_factory=AwsConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    operations: Operations = Field(default_factory=Operations)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
     finops_team: str | None = Field(
         None, description="owner of findings no one else owns", examples=["platform"]
     )

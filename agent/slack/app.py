@@ -15,6 +15,7 @@ Home tab. The rules of the approval design (../shared/DESIGN.md) hold here:
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -281,7 +282,30 @@ def _remediation(svc: ApprovalService) -> Iterator[Any]:
         yield remediation
 
 
-def decide(deps: SlackDeps, click: Click, decision: str) -> None:
+def ask_reject_reason(deps: SlackDeps, click: Click, trigger_id: str | None) -> None:
+    """Reject opens a modal asking why (the reason goes with the decision into the audit trail); the
+    submission decides. Without a usable trigger (it lasts 3 s), the rejection is recorded with a default
+    reason."""
+    svc = deps.service()
+    if _other_workspace(deps, svc, click, click.value):
+        _ephemeral(deps, click, "This button belongs to another workspace; nothing was done.")
+        return
+    try:
+        request = svc.show(click.value)
+    except FinOpsError as exc:
+        _ephemeral(deps, click, str(exc))
+        return
+    if trigger_id:
+        metadata = {"request_id": request["id"], "channel": click.channel, "ts": click.ts}
+        try:
+            deps.client.views_open(trigger_id=trigger_id, view=blocks.reject_modal(request, metadata))
+            return
+        except SlackApiError as exc:
+            log.warning("views.open failed (%s); rejecting without a reason", exc.response.get("error"))
+    decide(deps, click, "reject")
+
+
+def decide(deps: SlackDeps, click: Click, decision: str, *, reason: str | None = None) -> None:
     """Approve or reject from a button: workspace check, the pause of the clicked message, the claim, the
     resume (which executes on a final approval), then every message of the request updated in place."""
     svc = deps.service()
@@ -310,7 +334,7 @@ def decide(deps: SlackDeps, click: Click, decision: str) -> None:
                 click.user,
                 "approve" if decision == "approve" else "reject",
                 interrupt_id=interrupt_id,
-                reason=f"rejected in Slack by {click.user}" if decision == "reject" else None,
+                reason=(reason or f"rejected in Slack by {click.user}") if decision == "reject" else None,
                 channel="slack",
             )
     except Refused as exc:
@@ -322,12 +346,29 @@ def decide(deps: SlackDeps, click: Click, decision: str) -> None:
         update_messages(deps, svc, request_id, None)
         return
     log.info("request %s: %s by %s -> %s", request_id, decision, click.user, outcome.status)
-    update_messages(deps, svc, request_id, None)
-    fresh = (outcome.details or {}).get("new_request_id")
-    if fresh:
+    fresh = outcome.new_request_id
+    if fresh:  # drift: the request was superseded; its messages now show the fresh one, at its own pause
+        _show_fresh_request(deps, svc, request_id, fresh)
         _ephemeral(
-            deps, click, f"The resource changed since the proposal; a new request {fresh} needs approval."
+            deps,
+            click,
+            f"The resource changed since the proposal ({outcome.message}); nothing was executed. "
+            f"The message now shows the fresh request {fresh}, which needs a new approval.",
         )
+        return
+    update_messages(deps, svc, request_id, None)
+
+
+def _show_fresh_request(deps: SlackDeps, svc: ApprovalService, old: str, fresh: str) -> None:
+    from agent.slack.store import link_request, refs_for_request
+
+    with _remediation(svc) as remediation:
+        view = remediation.view(fresh)
+        if not view.started:
+            view = remediation.start_request(fresh)
+    for ref in refs_for_request(deps.db, old):
+        link_request(deps.db, ref.id, fresh, interrupt_id=view.interrupt_id, now=deps.now())
+    update_messages(deps, svc, fresh, None)
 
 
 def rollback(deps: SlackDeps, click: Click) -> None:
@@ -538,7 +579,58 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
         app.action(action_id)(ack=action_ack, lazy=[run])
 
     on(blocks.APPROVE_ACTION, lambda c: decide(deps, c, "approve"))
-    on(blocks.REJECT_ACTION, lambda c: decide(deps, c, "reject"))
+
+    def reject_clicked(body: dict[str, Any]) -> None:
+        click = Click.of(body)
+        try:
+            ask_reject_reason(deps, click, body.get("trigger_id"))
+        except Exception as exc:
+            log.exception("reject failed")
+            _ephemeral(deps, click, f"Sorry, that failed: {type(exc).__name__}: {exc}")
+
+    app.action(blocks.REJECT_ACTION)(ack=action_ack, lazy=[reject_clicked])
+
+    def reason_ack(ack: Ack, view: dict[str, Any]) -> None:
+        value = (
+            ((view.get("state") or {}).get("values") or {})
+            .get(blocks.REJECT_REASON_BLOCK, {})
+            .get(blocks.REJECT_REASON_INPUT, {})
+            .get("value")
+        )
+        if not value or len(value.strip()) < 3:
+            ack(response_action="errors", errors={blocks.REJECT_REASON_BLOCK: "Say why in a few words."})
+            return
+        ack()
+
+    def reason_submitted(body: dict[str, Any], view: dict[str, Any]) -> None:
+        try:
+            meta = json.loads(view.get("private_metadata") or "{}")
+        except ValueError:
+            meta = {}
+        value = (
+            ((view.get("state") or {}).get("values") or {})
+            .get(blocks.REJECT_REASON_BLOCK, {})
+            .get(blocks.REJECT_REASON_INPUT, {})
+            .get("value")
+        )
+        if not meta.get("request_id") or not value or len(value.strip()) < 3:
+            return
+        user = body.get("user") or {}
+        click = Click(
+            action_id=blocks.REJECT_ACTION,
+            value=str(meta["request_id"]),
+            user=str(user.get("id") or ""),
+            team=(body.get("team") or {}).get("id") or user.get("team_id"),
+            channel=meta.get("channel"),
+            ts=meta.get("ts"),
+        )
+        try:
+            decide(deps, click, "reject", reason=value.strip())
+        except Exception as exc:
+            log.exception("reject failed")
+            _ephemeral(deps, click, f"Sorry, that failed: {type(exc).__name__}: {exc}")
+
+    app.view(blocks.REJECT_MODAL_CALLBACK_ID)(ack=reason_ack, lazy=[reason_submitted])
     on(blocks.ROLLBACK_ACTION, lambda c: rollback(deps, c))
     on(blocks.SNOOZE_ACTION, lambda c: feedback(deps, c, "snooze"))
     on(blocks.NOT_WASTE_ACTION, lambda c: feedback(deps, c, "not-waste"))

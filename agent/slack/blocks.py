@@ -36,7 +36,9 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     DividerBlock,
     HeaderBlock,
+    InputBlock,
     MarkdownTextObject,
+    PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
 )
@@ -54,6 +56,9 @@ NOT_WASTE_ACTION = "finops_not_waste"  # value: finding id
 ROLLBACK_ACTION = "finops_rollback"  # value: request id
 ACTION_IDS = (APPROVE_ACTION, REJECT_ACTION, SNOOZE_ACTION, NOT_WASTE_ACTION, ROLLBACK_ACTION)
 HOME_CALLBACK_ID = "finops_home"
+REJECT_MODAL_CALLBACK_ID = "finops_reject_reason"  # private_metadata: {"request_id", "channel", "ts"}
+REJECT_REASON_BLOCK = "reason"
+REJECT_REASON_INPUT = "reason_input"
 SNOOZE_DAYS = 7
 
 # --- Slack's limits (https://docs.slack.dev/reference/block-kit) and our own caps -------------------
@@ -1113,3 +1118,29 @@ __all__ = [
     "rolled_back_message",
     "working_message",
 ]
+
+
+def reject_modal(request: Mapping[str, Any], metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The modal that asks why a request is rejected (the reason is recorded with the decision and audited).
+    ``metadata`` (the request id and the clicked message's channel / ts) travels in ``private_metadata``."""
+    summary = plain(request.get("summary") or request.get("id") or "", 2900)
+    blocks: list[Block] = [
+        _section(texts.reject_modal_intro(escape(summary))),
+        InputBlock(
+            block_id=REJECT_REASON_BLOCK,
+            label=PlainTextObject(text=texts.REJECT_REASON_LABEL),
+            element=PlainTextInputElement(
+                action_id=REJECT_REASON_INPUT, multiline=True, min_length=3, max_length=1000
+            ),
+        ),
+    ]
+    view = View(
+        type="modal",
+        callback_id=REJECT_MODAL_CALLBACK_ID,
+        title=PlainTextObject(text=texts.REJECT_MODAL_TITLE),
+        submit=PlainTextObject(text=texts.REJECT),
+        close=PlainTextObject(text=texts.CONFIRM_NO),
+        private_metadata=json.dumps(dict(metadata), sort_keys=True),
+        blocks=blocks,
+    )
+    return view.to_dict()

@@ -337,3 +337,11 @@ HOME_AUDIT_EMPTY = "Nothing happened on your resources yet."
 
 def home_more(count: int, command: str) -> str:
     return f"… and {count} more, see {command}"
+
+
+REJECT_MODAL_TITLE = "Reject the change"
+REJECT_REASON_LABEL = "Why? (recorded in the audit trail)"
+
+
+def reject_modal_intro(summary: str) -> str:
+    return f"Reject *{summary}*? Nothing will be changed."

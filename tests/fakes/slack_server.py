@@ -19,6 +19,9 @@ What it mimics:
 - Authentication: ``Authorization: Bearer <token>`` must name a token in ``fake.tokens``; a form body may
   carry ``token=`` instead (Slack accepts that, but not a token inside a JSON body). Otherwise the answer is
   ``{"ok": false, "error": "invalid_auth"}`` (HTTP 200, as Slack does).
+- ``apps.connections.open`` (Socket Mode) takes only an app-level token (``fake.app_tokens``, ``APP_TOKEN``);
+  a bot token gets ``not_allowed_token_type``, as from Slack. It returns ``fake.socket_mode_url`` (set it to
+  a ``FakeSocketMode``'s ``url``); while that is None it fails with ``socket_mode_disabled``.
 - ``files_upload_v2``'s three steps: files.getUploadURLExternal hands out an upload URL on this server,
   the client POSTs the raw bytes there (no token: Slack's upload URLs are pre-signed), and
   files.completeUploadExternal shares the uploaded files.
@@ -53,6 +56,8 @@ Body = dict[str, Any]
 
 #: the bot token the fake accepts out of the box
 BOT_TOKEN = "xoxb-1111-2222-fakebottoken"
+#: the app-level token (Socket Mode) the fake accepts out of the box, for apps.connections.open only
+APP_TOKEN = "xapp-1-A0FAKEAPP1-1-fakeapptoken"
 TEAM_ID = "T0FAKE0001"
 TEAM_DOMAIN = "fake-finops"
 TEAM_NAME = "Fake FinOps Workspace"
@@ -65,6 +70,10 @@ BOT_NAME = "finops-bot"
 UPLOAD_METHOD = "files.upload_url"
 #: method name recorded for posts to ``fake.response_url()`` URLs
 RESPONSE_URL_METHOD = "response_url"
+#: the Socket Mode method: the only one that takes an app-level token, and the only token it takes
+APPS_CONNECTIONS_OPEN = "apps.connections.open"
+#: the fake's error when ``socket_mode_url`` is not set (the app has Socket Mode turned off)
+SOCKET_MODE_OFF_ERROR = "socket_mode_disabled"
 
 #: parameters slack_sdk sends as JSON-encoded strings inside form bodies (decoded for ``messages`` state)
 _JSON_PARAMS = ("blocks", "attachments", "metadata", "view", "files")
@@ -143,6 +152,10 @@ class FakeSlack:
         self.home_views: dict[str, Body] = {}
         #: files by id: name, title, length, content (bytes once uploaded), shares
         self.files: dict[str, Body] = {}
+        #: app-level tokens (``xapp-...``) apps.connections.open accepts (no other method does)
+        self.app_tokens: set[str] = {APP_TOKEN}
+        #: the WebSocket URL apps.connections.open hands out (``FakeSocketMode.url``); None: Socket Mode off
+        self.socket_mode_url: str | None = None
         self._calls: list[SlackCall] = []
         self._failures: dict[str, deque[_Failure]] = {}
         self._cond = threading.Condition()
@@ -161,6 +174,7 @@ class FakeSlack:
             "conversations.open": self._conversations_open,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
+            APPS_CONNECTIONS_OPEN: self._apps_connections_open,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -302,7 +316,11 @@ class FakeSlack:
             token = form_token if isinstance(form_token, str) else None
         if token is None:
             return 200, {}, {"ok": False, "error": "not_authed"}
-        if token not in self.tokens:
+        if method == APPS_CONNECTIONS_OPEN:  # app-level tokens only: a bot token is the wrong type
+            if token not in self.app_tokens:
+                error = "not_allowed_token_type" if token in self.tokens else "invalid_auth"
+                return 200, {}, {"ok": False, "error": error}
+        elif token not in self.tokens:
             return 200, {}, {"ok": False, "error": "invalid_auth"}
         with self._cond:
             queue = self._failures.get(method)
@@ -502,6 +520,11 @@ class FakeSlack:
                 )
             done.append({"id": stored["id"], "title": stored["title"]})
         return {"files": done}
+
+    def _apps_connections_open(self, params: Body) -> Body:
+        if self.socket_mode_url is None:
+            raise SlackApiFailure(SOCKET_MODE_OFF_ERROR)
+        return {"url": self.socket_mode_url}
 
     def _handle_upload(self, file_id: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
         """The pre-signed upload URL: stores the bytes, answers ``OK - <length>`` as Slack does."""

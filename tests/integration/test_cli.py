@@ -34,7 +34,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-unt
 
 def test_cli_init_creates_the_sqlite_database_and_lake(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     out = run("init")
-    assert "revision 0004" in out
+    assert "revision 0005" in out
     assert (tmp_path / ".finops" / "finops.db").exists() and (tmp_path / ".finops" / "lake").is_dir()
 
 

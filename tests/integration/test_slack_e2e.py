@@ -166,8 +166,10 @@ def test_two_concurrent_approve_clicks_execute_once(world: World) -> None:
     assert _events(w.app.deps.db, request_id, "request.refused")
 
 
-def _button_value(call: SlackCall, action_id: str) -> str:
-    for block in call.params.get("blocks") or []:
+def _button_value(message: SlackCall | dict[str, Any], action_id: str) -> str:
+    """The value of the ``action_id`` button in a sent message (a recorded call) or a message's content."""
+    blocks = message.params.get("blocks") if isinstance(message, SlackCall) else message.get("blocks")
+    for block in blocks or []:
         for element in block.get("elements") or []:
             if element.get("action_id") == action_id:
                 return str(element["value"])
@@ -191,3 +193,27 @@ def test_snooze_by_the_owner_snoozes_the_finding_and_an_outsider_is_refused(worl
         feedback = audit.list_entries(s, event="finding.feedback")
         refused = audit.list_entries(s, event="request.refused", actor=OUTSIDER)
     assert [e.actor for e in feedback] == [OWNER] and refused
+
+
+@pytest.mark.slow
+def test_drift_before_execution_shows_a_fresh_request_in_the_same_message_and_its_approval_executes(
+    world: World,
+) -> None:
+    import boto3
+
+    w = world
+    old_request, _ = _approve_button(w.dm)
+    ec2 = boto3.client("ec2", endpoint_url=w.aws.url, region_name=w.aws.aws.regions[0])
+    ec2.create_tags(Resources=[w.notebook], Tags=[{"Key": "note", "Value": "changed after the proposal"}])
+    assert _click(w, "finops_approve", old_request, OWNER) == 200
+    svc = w.app.deps.service()
+    _wait(lambda: svc.show(old_request)["status"] == "superseded")
+    channel, ts = w.dm.response["channel"], w.dm.response["ts"]
+    _wait(lambda: old_request not in _current(w.fake, channel, ts))
+    assert instance_state(w.aws, w.notebook) == "running"  # nothing executed on a drifted plan
+    fresh = json.loads(_current(w.fake, channel, ts))
+    fresh_request = _button_value(fresh, "finops_approve")
+    assert fresh_request != old_request and svc.show(fresh_request)["status"] == "pending"
+    assert _click(w, "finops_approve", fresh_request, OWNER) == 200
+    _wait(lambda: svc.show(fresh_request)["status"] == "succeeded")
+    assert instance_state(w.aws, w.notebook) == "stopped"

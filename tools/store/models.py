@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -326,4 +327,93 @@ class SlackMessage(Base):
     status: Mapped[str] = mapped_column(String(16))  # sending | sent | failed
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class JobLease(Base):
+    """Who runs the scheduled jobs: one row per lease name, held by one ``finops serve`` replica until it
+    expires; renewed by the holder, taken over by another replica once expired."""
+
+    __tablename__ = "job_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(160))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class JobRun(Base):
+    """One run of a scheduled job for one period (``2024-09``, ``2024-09-21``, ``2024-W38`` ...): claimed by
+    inserting the row, so a retry, a second replica or a takeover never runs (or alerts) twice."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "period", name="uq_job_run_period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed
+    holder: Mapped[str] = mapped_column(String(160))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    detail: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+
+
+class PriceSnapshot(Base):
+    """The last price seen for a model and token kind (per 1M tokens), to notice when it changes."""
+
+    __tablename__ = "price_snapshots"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(160), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)  # input | output | cache_read ...
+    price: Mapped[Decimal] = mapped_column(Numeric(20, 10))
+    currency: Mapped[str] = mapped_column(String(3))
+    source: Mapped[str] = mapped_column(String(128))  # "genai-prices 0.0.x" | "config override"
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PriceChange(Base):
+    """A model price that changed (a newer genai-prices snapshot or a config override)."""
+
+    __tablename__ = "price_changes"
+    __table_args__ = (
+        UniqueConstraint("provider", "model", "kind", "effective_from", "source", name="uq_price_change"),
+        Index("ix_price_changes_model", "provider", "model"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(32))
+    old_price: Mapped[Decimal | None] = mapped_column(Numeric(20, 10), nullable=True)
+    new_price: Mapped[Decimal | None] = mapped_column(Numeric(20, 10), nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    source: Mapped[str] = mapped_column(String(128))
+    effective_from: Mapped[date] = mapped_column(Date)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AiService(Base):
+    """The governance intake register: an AI service / feature someone registered, with its owner, use
+    case, environment, models and estimated monthly spend. Usage of an unregistered feature is a finding."""
+
+    __tablename__ = "ai_services"
+    __table_args__ = (UniqueConstraint("feature", "environment", name="uq_ai_service_feature_env"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    feature: Mapped[str] = mapped_column(String(128))
+    environment: Mapped[str] = mapped_column(String(64))
+    team: Mapped[str] = mapped_column(String(128))
+    owner: Mapped[str] = mapped_column(String(160))
+    use_case: Mapped[str] = mapped_column(Text)
+    models: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    est_monthly_spend: Mapped[Decimal] = mapped_column(Numeric(20, 6))
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16))  # registered | retired
+    registered_by: Mapped[str] = mapped_column(String(128))
+    channel: Mapped[str] = mapped_column(String(16))  # cli | slack
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
