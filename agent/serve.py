@@ -233,7 +233,17 @@ def connect_socket_mode(slack_app: App, app_token: str) -> Any:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
     handler = SocketModeHandler(slack_app, app_token)
-    handler.connect()  # type: ignore[no-untyped-call]
+    try:
+        handler.connect()  # type: ignore[no-untyped-call]
+    except Exception:
+        handler.close()  # type: ignore[no-untyped-call]
+        raise
+    if not handler.client.is_connected():
+        handler.close()  # type: ignore[no-untyped-call]
+        raise ServeError(
+            "could not open the Socket Mode WebSocket that apps.connections.open returned; check "
+            "SLACK_APP_TOKEN (an app-level xapp- token with connections:write) and that Socket Mode is on"
+        )
     return handler
 
 

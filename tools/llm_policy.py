@@ -29,7 +29,7 @@ The LiteLLM export follows LiteLLM's documentation (docs.litellm.ai):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -345,7 +345,7 @@ def litellm_config(db: Database, config: FinOpsConfig, environment: str | None =
     ``projects`` are bodies for LiteLLM's management API.
     """
     routes = list_routes(db)
-    limits = list_limits(db)
+    limits = effective_limits(db, config)
     aliases: dict[str, str] = {}
     chosen_limits: list[tuple[Limits, str]] = []
     if environment is not None:
@@ -384,6 +384,56 @@ def litellm_config(db: Database, config: FinOpsConfig, environment: str | None =
     if projects:
         fragment["projects"] = projects
     return fragment
+
+
+CONFIG_ORIGIN = "finops.yaml"
+_CONFIG_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def config_limits(config: FinOpsConfig) -> list[Limits]:
+    """The limits finops.yaml sets: ``rate_limits`` (tpm, rpm, max_budget per team and environment) and, for
+    a team without a ``max_budget`` there, its monthly budget (a budget whose scope is just that team)."""
+    out: dict[tuple[str, str], Limits] = {}
+    for r in config.rate_limits:
+        key = (subject_of("team", r.team), r.environment or ALL_ENVIRONMENTS)
+        out[key] = Limits(key[0], key[1], r.tpm, r.rpm, r.max_budget, None, _CONFIG_TIME, CONFIG_ORIGIN)
+    for b in config.budgets:
+        if b.period != "monthly" or set(b.scope) != {"team"}:
+            continue
+        subject = subject_of("team", b.scope["team"])
+        if any(k[0] == subject and v.max_budget is not None for k, v in out.items()):
+            continue  # rate_limits names the team's gateway budget itself
+        out.setdefault(
+            (subject, ALL_ENVIRONMENTS),
+            Limits(subject, ALL_ENVIRONMENTS, None, None, None, None, _CONFIG_TIME, CONFIG_ORIGIN),
+        )
+        for key, limit in list(out.items()):
+            if key[0] == subject:  # every environment's entry carries the team's monthly budget
+                out[key] = replace(limit, max_budget=b.amount)
+    return [out[k] for k in sorted(out)]
+
+
+def effective_limits(db: Database, config: FinOpsConfig) -> list[Limits]:
+    """finops.yaml's limits overlaid with the ones the product keeps (set by approved remediations): for the
+    same subject and environment, each limit the database sets wins over the file's."""
+    merged = {(limit.subject, limit.environment): limit for limit in config_limits(config)}
+    for row in list_limits(db):
+        key = (row.subject, row.environment)
+        base = merged.get(key)
+        if base is None:
+            merged[key] = row
+            continue
+        merged[key] = Limits(
+            row.subject,
+            row.environment,
+            row.tpm if row.tpm is not None else base.tpm,
+            row.rpm if row.rpm is not None else base.rpm,
+            row.max_budget if row.max_budget is not None else base.max_budget,
+            row.monthly_tokens if row.monthly_tokens is not None else base.monthly_tokens,
+            row.updated_at,
+            row.updated_by,
+        )
+    return [merged[k] for k in sorted(merged)]
 
 
 def _export_name(name: str, environment: str) -> str:

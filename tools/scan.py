@@ -134,7 +134,11 @@ def run_scan(
 
     report = ScanReport()
     load_rules()
-    ctx = RuleContext(config=config, now=now, costs=con, inventory=inventory)
+    from tools.intake import registered_features
+    from tools.rules.unregistered_feature import REGISTER_KEY
+
+    extra = {REGISTER_KEY: registered_features(db)}
+    ctx = RuleContext(config=config, now=now, costs=con, inventory=inventory, extra=extra)
     rules = registry.build(config.rules)
     if rule_ids is not None:
         wanted = set(rule_ids)

@@ -445,6 +445,62 @@ def feedback(deps: SlackDeps, click: Click, verdict: str) -> None:
     update_messages(deps, svc, None, row.fingerprint)
 
 
+# ----- governance intake --------------------------------------------------------------------------------------
+def _is_intake(text: str) -> bool:
+    return text.strip().lower().split(maxsplit=1)[:1] == ["intake"]
+
+
+def open_intake(deps: SlackDeps, client: WebClient, trigger_id: str, user: str, respond: Respond) -> None:
+    """Open the intake modal (the trigger of the slash command lasts 3 s)."""
+    config = deps.config
+    environments = sorted(set(config.approved_models) | set(config.guardrails.protected_environments))
+    view = blocks.intake_modal([t.name for t in config.teams], environments, user or None)
+    try:
+        client.views_open(trigger_id=trigger_id, view=view)
+    except SlackApiError as exc:
+        respond(
+            response_type="ephemeral",
+            text=f"Could not open the form ({exc.response.get('error')}); use `finops intake register` instead.",
+        )
+
+
+_INTAKE_PROBLEM_BLOCKS = (
+    ("feature", "feature"),
+    ("environment", "environment"),
+    ("team", "team"),
+    ("owner", "owner"),
+    ("use case", "use_case"),
+    ("models", "models"),
+    ("estimated monthly spend", "est_monthly_spend"),
+)
+
+
+def intake_errors(deps: SlackDeps, values: dict[str, str]) -> dict[str, str]:
+    """The modal's field errors (block id -> message), from the same validation as the CLI."""
+    from tools.intake import IntakeError, validate
+
+    try:
+        validate(deps.config, **values)
+    except IntakeError as exc:
+        errors: dict[str, str] = {}
+        for problem in str(exc).split(": ", 1)[-1].split("; "):
+            block = next((b for prefix, b in _INTAKE_PROBLEM_BLOCKS if problem.startswith(prefix)), "feature")
+            errors[block] = (errors.get(block, "") + " " + problem).strip()[:150]
+        return errors
+    return {}
+
+
+def record_intake(deps: SlackDeps, values: dict[str, str], user: str) -> blocks.Message:
+    from agent.intake_cli import record_registration
+    from tools.intake import validate
+
+    reg = validate(deps.config, **values)
+    record, created = record_registration(
+        deps.db, deps.config, reg, actor=user, channel="slack", now=deps.now()
+    )
+    return blocks.intake_done(record.as_dict(), created, reg.warnings)
+
+
 # ----- App Home -----------------------------------------------------------------------------------------------
 def home(deps: SlackDeps, user: str) -> dict[str, Any]:
     """The Home tab of ``user``: requests they may approve, their teams' budgets, their teams' audit."""
@@ -499,12 +555,20 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
         if refuse_other_workspace(body):
             ack(text="This app answers its own workspace only.")
             return
+        if _is_intake(str(body.get("text") or "")):
+            ack()  # the modal opens instead
+            return
         ack(**blocks.working_message().as_kwargs())
 
-    def command_work(body: dict[str, Any], respond: Respond) -> None:
+    def command_work(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         if refuse_other_workspace(body):
             return
         text = str(body.get("text") or "")
+        if _is_intake(text):
+            open_intake(
+                deps, client, str(body.get("trigger_id") or ""), str(body.get("user_id") or ""), respond
+            )
+            return
         command, rest = split_command(text)
         try:
             if command is None and not rest:
@@ -631,6 +695,28 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
             _ephemeral(deps, click, f"Sorry, that failed: {type(exc).__name__}: {exc}")
 
     app.view(blocks.REJECT_MODAL_CALLBACK_ID)(ack=reason_ack, lazy=[reason_submitted])
+
+    def intake_ack(ack: Ack, view: dict[str, Any]) -> None:
+        errors = intake_errors(deps, blocks.intake_values(view))
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+
+    def intake_submitted(body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
+        if refuse_other_workspace(body):
+            return
+        user = str((body.get("user") or {}).get("id") or "")
+        values = blocks.intake_values(view)
+        if intake_errors(deps, values):  # the modal showed the errors and stays open: nothing to record
+            return
+        try:
+            message = record_intake(deps, values, user)
+        except FinOpsError as exc:
+            message = blocks.refusal_ephemeral(str(exc))
+        client.chat_postMessage(channel=user, **message.as_kwargs())
+
+    app.view(blocks.INTAKE_MODAL_CALLBACK_ID)(ack=intake_ack, lazy=[intake_submitted])
     on(blocks.ROLLBACK_ACTION, lambda c: rollback(deps, c))
     on(blocks.SNOOZE_ACTION, lambda c: feedback(deps, c, "snooze"))
     on(blocks.NOT_WASTE_ACTION, lambda c: feedback(deps, c, "not-waste"))

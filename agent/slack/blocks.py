@@ -38,9 +38,13 @@ from slack_sdk.models.blocks import (
     HeaderBlock,
     InputBlock,
     MarkdownTextObject,
+    NumberInputElement,
+    Option,
     PlainTextInputElement,
     PlainTextObject,
     SectionBlock,
+    StaticSelectElement,
+    UserSelectElement,
 )
 from slack_sdk.models.views import View
 
@@ -56,6 +60,17 @@ NOT_WASTE_ACTION = "finops_not_waste"  # value: finding id
 ROLLBACK_ACTION = "finops_rollback"  # value: request id
 ACTION_IDS = (APPROVE_ACTION, REJECT_ACTION, SNOOZE_ACTION, NOT_WASTE_ACTION, ROLLBACK_ACTION)
 HOME_CALLBACK_ID = "finops_home"
+INTAKE_MODAL_CALLBACK_ID = "finops_intake"
+#: block id -> action id of the intake modal's inputs (the submission's state.values[block][action])
+INTAKE_FIELDS = {
+    "feature": "feature_input",
+    "environment": "environment_input",
+    "team": "team_input",
+    "owner": "owner_input",
+    "use_case": "use_case_input",
+    "models": "models_input",
+    "est_monthly_spend": "spend_input",
+}
 REJECT_MODAL_CALLBACK_ID = "finops_reject_reason"  # private_metadata: {"request_id", "channel", "ts"}
 REJECT_REASON_BLOCK = "reason"
 REJECT_REASON_INPUT = "reason_input"
@@ -1144,3 +1159,84 @@ def reject_modal(request: Mapping[str, Any], metadata: Mapping[str, Any]) -> dic
         blocks=blocks,
     )
     return view.to_dict()
+
+
+def intake_modal(teams: Sequence[str], environments: Sequence[str], user: str | None) -> dict[str, Any]:
+    """`/finops intake`: register an AI service / feature (the same fields as `finops intake register`)."""
+
+    def text_input(block: str, label: str, hint: str, *, multiline: bool = False) -> InputBlock:
+        return InputBlock(
+            block_id=block,
+            label=PlainTextObject(text=label),
+            hint=PlainTextObject(text=hint),
+            element=PlainTextInputElement(
+                action_id=INTAKE_FIELDS[block], multiline=multiline, max_length=500
+            ),
+        )
+
+    def select(block: str, label: str, values: Sequence[str]) -> InputBlock:
+        options = [Option(value=v, label=plain(v, 75)) for v in list(dict.fromkeys(values))[:100]]
+        return InputBlock(
+            block_id=block,
+            label=PlainTextObject(text=label),
+            element=StaticSelectElement(action_id=INTAKE_FIELDS[block], options=options),
+        )
+
+    blocks: list[Block] = [
+        _section(texts.INTAKE_INTRO),
+        text_input("feature", texts.INTAKE_FEATURE, texts.INTAKE_FEATURE_HINT),
+        select("environment", texts.INTAKE_ENVIRONMENT, [*environments, "*"])
+        if environments
+        else text_input("environment", texts.INTAKE_ENVIRONMENT, texts.INTAKE_ENVIRONMENT_HINT),
+        select("team", texts.INTAKE_TEAM, teams)
+        if teams
+        else text_input("team", texts.INTAKE_TEAM, texts.INTAKE_TEAM_HINT),
+        InputBlock(
+            block_id="owner",
+            label=PlainTextObject(text=texts.INTAKE_OWNER),
+            element=UserSelectElement(action_id=INTAKE_FIELDS["owner"], initial_user=user),
+        ),
+        text_input("use_case", texts.INTAKE_USE_CASE, texts.INTAKE_USE_CASE_HINT, multiline=True),
+        text_input("models", texts.INTAKE_MODELS, texts.INTAKE_MODELS_HINT),
+        InputBlock(
+            block_id="est_monthly_spend",
+            label=PlainTextObject(text=texts.INTAKE_SPEND),
+            element=NumberInputElement(
+                action_id=INTAKE_FIELDS["est_monthly_spend"], is_decimal_allowed=True, min_value="0"
+            ),
+        ),
+    ]
+    view = View(
+        type="modal",
+        callback_id=INTAKE_MODAL_CALLBACK_ID,
+        title=PlainTextObject(text=texts.INTAKE_TITLE),
+        submit=PlainTextObject(text=texts.INTAKE_SUBMIT),
+        close=PlainTextObject(text=texts.CONFIRM_NO),
+        blocks=blocks,
+    )
+    out = view.to_dict()
+    _check(out["blocks"], MAX_VIEW_BLOCKS)
+    return out
+
+
+def intake_values(view: Mapping[str, Any]) -> dict[str, str]:
+    """The submitted intake modal's values by field name (selects give their value, the user select its id)."""
+    state = ((view.get("state") or {}).get("values")) or {}
+    out: dict[str, str] = {}
+    for block, action in INTAKE_FIELDS.items():
+        item = (state.get(block) or {}).get(action) or {}
+        value = item.get("value")
+        if value is None and item.get("selected_option"):
+            value = item["selected_option"].get("value")
+        if value is None:
+            value = item.get("selected_user")
+        out[block] = str(value or "")
+    return out
+
+
+def intake_done(record: Mapping[str, Any], created: bool, warnings: Sequence[str]) -> Message:
+    what = texts.intake_done(
+        escape(record["feature"]), escape(record["environment"]), escape(record["team"]), created
+    )
+    lines = [what, *(f":warning: {escape(w)}" for w in warnings)]
+    return _message(what, [_section("\n".join(lines))])

@@ -345,3 +345,28 @@ REJECT_REASON_LABEL = "Why? (recorded in the audit trail)"
 
 def reject_modal_intro(summary: str) -> str:
     return f"Reject *{summary}*? Nothing will be changed."
+
+
+INTAKE_TITLE = "Register an AI service"
+INTAKE_SUBMIT = "Register"
+INTAKE_INTRO = (
+    "Register a feature that calls LLMs, so its spend has an owner and a budget. "
+    "Usage from unregistered features is flagged by the unregistered-feature rule."
+)
+INTAKE_FEATURE = "Feature"
+INTAKE_FEATURE_HINT = "Its name as in usage tags, e.g. support-chat"
+INTAKE_ENVIRONMENT = "Environment"
+INTAKE_ENVIRONMENT_HINT = "prod, staging, dev … or * for every environment"
+INTAKE_TEAM = "Team"
+INTAKE_TEAM_HINT = "The owning team"
+INTAKE_OWNER = "Owner"
+INTAKE_USE_CASE = "Use case"
+INTAKE_USE_CASE_HINT = "What the feature does with the models"
+INTAKE_MODELS = "Models"
+INTAKE_MODELS_HINT = "Comma-separated, e.g. gpt-4o-mini, claude-3-5-haiku"
+INTAKE_SPEND = "Estimated monthly spend"
+
+
+def intake_done(feature: str, environment: str, team: str, created: bool) -> str:
+    verb = "Registered" if created else "Updated"
+    return f":white_check_mark: {verb} *{feature}* ({environment}) for team {team}."

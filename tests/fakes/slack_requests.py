@@ -381,6 +381,44 @@ def block_actions(
     return urlencode({"payload": json.dumps(payload)})
 
 
+def view_submission(
+    callback_id: str,
+    values: dict[str, dict[str, Body]],
+    user_id: str = USER_ID,
+    team_id: str = TEAM_ID,
+    *,
+    private_metadata: str = "",
+    user_name: str = USER_NAME,
+    team_domain: str = TEAM_DOMAIN,
+    api_app_id: str = APP_ID,
+) -> str:
+    """The form body Slack POSTs when a user submits a modal: ``values`` is the view's
+    ``state.values`` (block id -> action id -> ``{"type", "value" | "selected_option" | "selected_user"}``)."""
+    payload: Body = {
+        "type": "view_submission",
+        "team": {"id": team_id, "domain": team_domain},
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+        "api_app_id": api_app_id,
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": _trigger_id(),
+        "view": {
+            "id": f"V{_n():09d}",
+            "team_id": team_id,
+            "type": "modal",
+            "callback_id": callback_id,
+            "private_metadata": private_metadata,
+            "state": {"values": values},
+            "hash": f"{time.time():.6f}.fakehash",
+            "app_id": api_app_id,
+            "bot_id": BOT_ID,
+        },
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
 # ---------------------------------------------------------------------------- HTTP
 
 

@@ -150,6 +150,8 @@ class FakeSlack:
         self.ephemerals: list[Body] = []
         #: the last Home tab view published per user
         self.home_views: dict[str, Body] = {}
+        #: modals opened with views.open, in order (each with its ``trigger_id``)
+        self.modals: list[Body] = []
         #: files by id: name, title, length, content (bytes once uploaded), shares
         self.files: dict[str, Body] = {}
         #: app-level tokens (``xapp-...``) apps.connections.open accepts (no other method does)
@@ -169,6 +171,7 @@ class FakeSlack:
             "chat.update": self._chat_update,
             "chat.postEphemeral": self._chat_post_ephemeral,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
             "users.lookupByEmail": self._users_lookup_by_email,
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
@@ -418,6 +421,31 @@ class FakeSlack:
         ts = self._next_ts()
         self.ephemerals.append({**self._message(params, ts), "channel": channel, "to_user": user})
         return {"message_ts": ts}
+
+    def _views_open(self, params: Body) -> Body:
+        """A modal opened with a trigger id (Slack: a trigger is valid for 3 s and once; the fake checks it
+        is present and that the view is a modal)."""
+        params = _decode_json_params(params)
+        trigger = params.get("trigger_id")
+        view = params.get("view")
+        if not isinstance(trigger, str) or not trigger:
+            raise SlackApiFailure("invalid_trigger_id")
+        if not isinstance(view, dict) or view.get("type") != "modal" or not view.get("blocks"):
+            raise SlackApiFailure("invalid_arguments")
+        opened: Body = {
+            "id": self._next_id("V"),
+            "team_id": TEAM_ID,
+            "type": "modal",
+            "callback_id": view.get("callback_id", ""),
+            "private_metadata": view.get("private_metadata", ""),
+            "blocks": view.get("blocks", []),
+            "title": view.get("title"),
+            "state": {"values": {}},
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+        }
+        self.modals.append({**opened, "trigger_id": trigger})
+        return {"view": opened}
 
     def _views_publish(self, params: Body) -> Body:
         params = _decode_json_params(params)

@@ -36,14 +36,16 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 Body = dict[str, Any]
+T = TypeVar("T")
 
 #: the app id the fake greets connections with (FakeSlack's)
 DEFAULT_APP_ID = "A0FAKEAPP1"
@@ -171,7 +173,9 @@ class FakeSocketMode:
         with self._cond:
             return next((a for a in self.acks if a.get("envelope_id") == envelope_id), None)
 
-    def wait_closed(self, connection: SocketConnection | None = None, timeout: float = 5.0) -> SocketConnection:
+    def wait_closed(
+        self, connection: SocketConnection | None = None, timeout: float = 5.0
+    ) -> SocketConnection:
         """Wait until ``connection`` (default: the latest) is closed; return it."""
         target = connection or self._latest()
         if not target.closed.wait(timeout):
@@ -224,7 +228,9 @@ class FakeSocketMode:
             target.sent.append(envelope_id)
         return envelope_id
 
-    def send_disconnect(self, reason: str = "refresh_requested", connection: SocketConnection | None = None) -> None:
+    def send_disconnect(
+        self, reason: str = "refresh_requested", connection: SocketConnection | None = None
+    ) -> None:
         """Slack's ``disconnect`` message (``warning``: the connection closes in about 10 s;
         ``refresh_requested``: reconnect now; ``link_disabled``: Socket Mode was turned off). The client
         answers by fetching a new URL, connecting to it and closing this connection."""
@@ -250,7 +256,7 @@ class FakeSocketMode:
                 raise AssertionError("no Socket Mode connection was made")
             return self._connections[-1]
 
-    def _wait(self, probe: Any, timeout: float, what: str) -> Any:
+    def _wait(self, probe: Callable[[], T | None], timeout: float, what: str) -> T:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -290,7 +296,9 @@ class FakeSocketMode:
     def _handle(self, ws: ServerConnection) -> None:
         """One connection (on the server's handler thread): greet, then record what the client sends."""
         with self._cond:
-            conn = SocketConnection(next(self._ids), ws.request.path if ws.request else "", time.time(), _ws=ws)
+            conn = SocketConnection(
+                next(self._ids), ws.request.path if ws.request else "", time.time(), _ws=ws
+            )
             self._connections.append(conn)
             hello = self._hello()
         try:

@@ -175,3 +175,56 @@ def test_a_command_from_another_workspace_is_refused(served: tuple[Served, FakeS
     assert response.status == 200 and "own workspace" in response.body
     time.sleep(0.5)
     assert fake.calls(RESPONSE_URL_METHOD) == []
+
+
+@pytest.mark.slow
+def test_finops_intake_opens_a_modal_and_its_submission_registers_the_service(
+    served: tuple[Served, FakeSlack], demo_org: DemoOrg
+) -> None:
+    from agent.slack.blocks import INTAKE_FIELDS, INTAKE_MODAL_CALLBACK_ID
+    from tests.fakes.slack_requests import view_submission
+    from tools.intake import list_services
+
+    app, fake = served
+    response = app.slack.command("intake", user_id=OWNER, response_url=fake.response_url("in"))
+    assert response.status == 200 and "Working" not in response.body
+    (call,) = fake.wait_for("views.open", timeout=20)
+    assert (
+        call.params["view"]["callback_id"] == INTAKE_MODAL_CALLBACK_ID
+        if isinstance(call.params["view"], dict)
+        else True
+    )
+
+    def values(**over: str) -> dict[str, dict[str, Any]]:
+        fields = {
+            "feature": "query-rewrite",
+            "environment": "prod",
+            "team": "search",
+            "owner": OWNER,
+            "use_case": "rewrites search queries",
+            "models": "gpt-4o-mini",
+            "est_monthly_spend": "150",
+            **over,
+        }
+        out: dict[str, dict[str, Any]] = {}
+        for block, action in INTAKE_FIELDS.items():
+            if block in ("environment", "team"):
+                out[block] = {action: {"type": "static_select", "selected_option": {"value": fields[block]}}}
+            elif block == "owner":
+                out[block] = {action: {"type": "users_select", "selected_user": fields[block]}}
+            else:
+                out[block] = {action: {"type": "plain_text_input", "value": fields[block]}}
+        return out
+
+    bad = app.slack.send(
+        view_submission(INTAKE_MODAL_CALLBACK_ID, values(est_monthly_spend="lots", models=""), OWNER)
+    )
+    assert bad.status == 200
+    errors = bad.json()["errors"]
+    assert set(errors) == {"est_monthly_spend", "models"}
+    ok = app.slack.send(view_submission(INTAKE_MODAL_CALLBACK_ID, values(), OWNER))
+    assert ok.status == 200 and not ok.body
+    (dm,) = fake.wait_for("chat.postMessage", timeout=20)
+    assert dm.params["channel"] == OWNER and "query-rewrite" in dm.params["text"]
+    (service,) = [s for s in list_services(demo_org.db) if s.feature == "query-rewrite"]
+    assert service.team == "search" and service.registered_by == OWNER and service.channel == "slack"

@@ -217,3 +217,37 @@ def test_drift_before_execution_shows_a_fresh_request_in_the_same_message_and_it
     assert _click(w, "finops_approve", fresh_request, OWNER) == 200
     _wait(lambda: svc.show(fresh_request)["status"] == "succeeded")
     assert instance_state(w.aws, w.notebook) == "stopped"
+
+
+@pytest.mark.slow
+def test_reject_asks_for_a_reason_in_a_modal_and_records_it(world: World) -> None:
+    from agent.slack.blocks import REJECT_MODAL_CALLBACK_ID, REJECT_REASON_BLOCK, REJECT_REASON_INPUT
+    from tests.fakes.slack_requests import view_submission
+
+    w = world
+    request_id, _ = _approve_button(w.dm)
+    assert _click(w, "finops_reject", request_id, OWNER) == 200
+    _wait(lambda: len(w.fake.modals) == 1)
+    (modal,) = w.fake.modals
+    assert modal["callback_id"] == REJECT_MODAL_CALLBACK_ID
+    assert w.app.deps.service().show(request_id)["status"] == "pending"  # nothing decided by the click
+
+    def submit(reason: str) -> Any:
+        values = {REJECT_REASON_BLOCK: {REJECT_REASON_INPUT: {"type": "plain_text_input", "value": reason}}}
+        return w.app.slack.send(
+            view_submission(
+                REJECT_MODAL_CALLBACK_ID, values, OWNER, private_metadata=modal["private_metadata"]
+            )
+        )
+
+    too_short = submit("no")
+    assert too_short.status == 200 and too_short.json()["response_action"] == "errors"
+    assert submit("the notebook is used for a demo on Friday").status == 200
+    svc = w.app.deps.service()
+    _wait(lambda: svc.show(request_id)["status"] == "rejected")
+    decision = svc.show(request_id)["decisions"][-1]
+    assert decision["actor"] == OWNER and decision["comment"] == "the notebook is used for a demo on Friday"
+    channel, ts = w.dm.response["channel"], w.dm.response["ts"]
+    _wait(lambda: "finops_approve" not in _current(w.fake, channel, ts))
+    assert "demo on Friday" in _current(w.fake, channel, ts)
+    assert instance_state(w.aws, w.notebook) == "running"
