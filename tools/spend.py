@@ -114,11 +114,21 @@ SELECT DISTINCT g.provider, g.day FROM usage_groups g
 JOIN coverage c ON c.provider = g.provider AND c.billing_period = g.billing_period
                AND c.source_format = g.source_format;
 
-CREATE OR REPLACE TEMP TABLE primary_groups AS
+CREATE OR REPLACE TEMP TABLE covering_groups AS
 SELECT g.* FROM usage_groups g
 JOIN coverage c ON c.provider = g.provider AND c.billing_period = g.billing_period
 WHERE g.source_format = c.source_format
    OR NOT EXISTS (SELECT 1 FROM covered_days d WHERE d.provider = g.provider AND d.day = g.day);
+
+-- a detail record of a model the coverage source did not see that day (no compatible group at all) is usage
+-- of its own, not a refinement: it joins the primary groups instead of being dropped
+CREATE OR REPLACE TEMP TABLE primary_groups AS
+SELECT * FROM covering_groups
+UNION ALL
+SELECT d.* FROM usage_groups d
+WHERE d.gid NOT IN (SELECT gid FROM covering_groups)
+  AND NOT EXISTS (SELECT 1 FROM covering_groups p
+                  WHERE p.provider = d.provider AND p.day = d.day AND {_model_compatible("p", "d")});
 
 CREATE OR REPLACE TEMP TABLE detail_parent AS
 SELECT d_gid, p_gid FROM (

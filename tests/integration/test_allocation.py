@@ -240,3 +240,51 @@ def test_spans_refine_a_billed_providers_allocation(ingestor: Ingestor, lake: La
         ("growth", "(none)"): Decimal("30"),
     }
     assert sum(got.values()) == Decimal("100")
+
+
+def test_usage_of_a_model_the_coverage_source_never_saw_is_counted_not_dropped(
+    ingestor: Ingestor, lake: Lake, tmp_path: Path
+) -> None:
+    """The spans cover the provider that day, but only for claude; the gateway's llama calls to the same
+    provider have no coverage group to refine: they are usage of their own (found in the demo: ad-copy's
+    llama traffic was in usage_facts but missing from usage_allocated)."""
+    _usage_source(
+        ingestor,
+        tmp_path,
+        "otel",
+        [
+            usage(
+                provider="aws.bedrock",
+                model="claude-3-5-haiku",
+                cost="4",
+                input_tokens=4000,
+                output=400,
+                requests=4,
+                team="search",
+                feature="rerank",
+            )
+        ],
+    )
+    _usage_source(
+        ingestor,
+        tmp_path,
+        "litellm",
+        [
+            usage(
+                provider="aws.bedrock",
+                model="llama-3.1-8b-instruct",
+                cost="1",
+                input_tokens=1000,
+                output=100,
+                requests=2,
+                team="growth",
+                feature="ad-copy",
+            )
+        ],
+    )
+    units = unit_costs(open_costs(lake), UnitCostQuery(SEPT, ("feature",)))
+    by_feature = {r["feature"]: r for r in units.rows}
+    assert by_feature["ad-copy"]["tokens"] == 1100 and by_feature["ad-copy"]["requests"] == 2
+    assert by_feature["rerank"]["tokens"] == 4400
+    costs = _costs(lake, "feature")
+    assert costs[("ad-copy",)] == Decimal("1") and costs[("rerank",)] == Decimal("4")
