@@ -535,6 +535,7 @@ from agent.approvals_cli import register as _register_approvals  # noqa: E402
 from agent.ask_cli import register as _register_ask  # noqa: E402
 from agent.gateway_cli import register as _register_gateway  # noqa: E402
 from agent.intake_cli import register as _register_intake  # noqa: E402
+from agent.jobs_cli import register as _register_jobs  # noqa: E402
 from agent.notify_cli import register as _register_notify  # noqa: E402
 from agent.report_cli import register as _register_report  # noqa: E402
 from agent.review_cli import register as _register_review  # noqa: E402
@@ -544,6 +545,7 @@ _register_approvals(app)
 _register_ask(app)
 _register_gateway(app)
 _register_intake(app)
+_register_jobs(app)
 _register_review(app)
 _register_report(app)
 _register_notify(app)

@@ -276,7 +276,14 @@ def _graceful_server_class() -> type[Any]:
 
 
 def serve(
-    settings: Settings, db: Database, config: FinOpsConfig, *, port: int, host: str, no_slack: bool
+    settings: Settings,
+    db: Database,
+    config: FinOpsConfig,
+    *,
+    port: int,
+    host: str,
+    no_slack: bool,
+    no_scheduler: bool = False,
 ) -> None:
     """Run until SIGINT / SIGTERM."""
     import uvicorn
@@ -295,6 +302,14 @@ def serve(
         if mode.mode == "socket":
             assert mode.app_token is not None
             socket_handler = connect_socket_mode(slack_app, mode.app_token)
+    scheduler = None
+    if not no_scheduler:
+        from agent.scheduler import start_scheduler
+
+        scheduler = start_scheduler(settings, db, config)
+        log.info(
+            "scheduler started (holder %s; the lease decides which replica runs the jobs)", scheduler.holder
+        )
     web = build_web_app(db, slack_app, mode.mode)
     server = _graceful_server_class()(
         uvicorn.Config(web, host=host, port=port, log_config=None, access_log=False)
@@ -308,6 +323,8 @@ def serve(
     try:
         server.run()  # returns after SIGINT / SIGTERM, once the requests in flight are done
     finally:
+        if scheduler is not None:
+            scheduler.shutdown()
         if socket_handler is not None:
             socket_handler.close()
         db.dispose()

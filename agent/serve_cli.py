@@ -22,6 +22,9 @@ def serve_cmd(
     no_slack: Annotated[
         bool, typer.Option("--no-slack", help="Run without Slack (health endpoint only)")
     ] = False,
+    no_scheduler: Annotated[
+        bool, typer.Option("--no-scheduler", help="Do not run the scheduled jobs in this process")
+    ] = False,
     json_logs: Annotated[
         bool | None,
         typer.Option("--json-logs/--text-logs", help="Log format (default: JSON unless a terminal)"),
@@ -36,6 +39,14 @@ def serve_cmd(
 
         c = _ctx(ctx)
         configure_logging(json_lines=json_logs)
-        serve(c.settings(), c.database(), c.config(), port=port, host=host, no_slack=no_slack)
+        serve(
+            c.settings(),
+            c.database(),
+            c.config(),
+            port=port,
+            host=host,
+            no_slack=no_slack,
+            no_scheduler=no_scheduler,
+        )
 
     run_guarded(go)

@@ -13,6 +13,9 @@ import pytest
 from config.loader import load_config
 from config.model import FinOpsConfig
 from config.settings import EXAMPLE_CONFIG
+
+# the demo organisation, built once per test session (per xdist worker): `demo_org` in any test module
+from tests.demo_org import demo_org_fixture  # noqa: F401
 from tools.ingest.service import Ingestor
 from tools.store.db import Database
 from tools.store.lake import Lake

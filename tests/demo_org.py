@@ -7,7 +7,7 @@ findings. Then, when a finding proposes an action that needs no cloud (an LLM po
 remediation request is proposed for it through ``approvals.service.ApprovalService`` so that there is a
 pending approval and an audit trail to ask about.
 
-Import the fixture into a test module with ``from tests.demo_org import demo_org_fixture  # noqa: F401``;
+tests/conftest.py registers the fixture (one build per session and xdist worker);
 tests then ask for ``demo_org`` (a ``DemoOrg``).
 """
 

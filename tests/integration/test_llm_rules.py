@@ -12,7 +12,7 @@ import pytest
 
 from approvals.actions import ACTION_TYPES
 from config.model import FeatureValue, FinOpsConfig, TokenBudget
-from tests.demo_org import DEMO_NOW, DemoOrg, demo_org_fixture  # noqa: F401
+from tests.demo_org import DEMO_NOW, DemoOrg
 from tests.focus_builder import row, write_focus
 from tests.usage_builder import ingest, usage
 from tools.costs import open_costs

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from agent.answer import AI_SPEND_SQL, OTHER, Answer, AskContext
-from tests.demo_org import DemoOrg, build_demo_org, demo_org_fixture  # noqa: F401
+from tests.demo_org import DemoOrg, build_demo_org
 
 QUESTIONS_FILE = Path(__file__).parents[1] / "question_set" / "questions.yaml"
 REQUIRED_SHARE = Decimal("0.9")

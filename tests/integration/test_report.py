@@ -30,7 +30,7 @@ from agent.report_jobs import monthly_review, quarterly_review
 from agent.slack.client import make_client
 from config.model import FinOpsConfig
 from config.settings import Settings
-from tests.demo_org import DEMO_TODAY, DemoOrg, demo_org_fixture  # noqa: F401
+from tests.demo_org import DEMO_TODAY, DemoOrg
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack
 from tests.focus_builder import row, write_focus
 from tools.costs import open_costs

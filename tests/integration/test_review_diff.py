@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from agent.review_cli import register
 from config.model import FinOpsConfig, ReviewConfig
 from config.settings import EXAMPLE_CONFIG
-from tests.demo_org import DemoOrg, demo_org_fixture  # noqa: F401
+from tests.demo_org import DemoOrg
 from tools.review_diff import Change, ModelChange, TokenCapChange
 from tools.review_estimate import review_changes
 

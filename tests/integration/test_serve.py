@@ -106,5 +106,5 @@ def test_finops_serve_health_json_logs_and_graceful_sigterm(tmp_path: Path) -> N
     assert proc.returncode == 0, err
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]
     messages = " ".join(line["message"] for line in lines)
-    assert "start-up recovery" in messages and "stopped" in messages
+    assert "start-up recovery" in messages and "scheduler started" in messages and "stopped" in messages
     assert "sk-should-never" not in err

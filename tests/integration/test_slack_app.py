@@ -13,7 +13,7 @@ import pytest
 
 from agent.answer import AskContext
 from agent.planner import answer_offline
-from tests.demo_org import DemoOrg, demo_org_fixture  # noqa: F401
+from tests.demo_org import DemoOrg
 from tests.fakes.slack_requests import app_home_opened, app_mention_event, message_im_event
 from tests.fakes.slack_server import RESPONSE_URL_METHOD, TEAM_ID, FakeSlack
 from tests.integration.slack_harness import Served, make_deps, running_app

@@ -34,7 +34,7 @@ from approvals.service import ApprovalService
 from config.loader import parse_config
 from config.model import AwsConfig, FinOpsConfig
 from config.settings import Settings
-from tests.demo_org import DemoOrg, demo_org_fixture  # noqa: F401
+from tests.demo_org import DemoOrg
 from tests.fakes.slack_server import BOT_TOKEN, FakeSlack, dm_channel_for
 from tests.moto_server import moto_endpoint_fixture  # noqa: F401
 from tools.findings import Finding, fingerprint

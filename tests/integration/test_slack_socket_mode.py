@@ -24,7 +24,7 @@ from agent.slack import texts
 from agent.slack.app import SlackDeps, build_app
 from agent.slack.blocks import APPROVE_ACTION
 from config.settings import Settings
-from tests.demo_org import DemoOrg, demo_org_fixture  # noqa: F401
+from tests.demo_org import DemoOrg
 from tests.fakes.slack_requests import app_mention_event, block_actions, slash_command
 from tests.fakes.slack_server import (
     APP_TOKEN,
