@@ -88,6 +88,8 @@ def run_demo(db: Database, lake: Lake, config: FinOpsConfig, data_dir: Path) -> 
         f"  finops --as-of {today} forecast --by team\n"
         "  finops findings show ID    (an id from the table above)\n"
         f'  finops --as-of {today} ask "what did the search team spend on gpt-4o last week?"\n'
+        f"  finops --as-of {today} report monthly        (the monthly AI cost review)\n"
+        "  finops jobs list                            (what finops serve runs on schedule)\n"
     )
 
 
