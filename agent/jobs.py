@@ -286,7 +286,11 @@ def _add_months(start: datetime, months: int) -> datetime:
 def _approval_service(ctx: JobContext) -> Any:
     from approvals.service import ApprovalService
 
-    return ApprovalService(ctx.db, ctx.config, aws=ctx.aws, clock=lambda: ctx.now)
+    # approvals live on the wall clock (expiry, freeze windows, audit timestamps) even when the job runs for a
+    # past period (`finops jobs run X --period P`, FINOPS_AS_OF): ctx.now only chooses the data period
+    if ctx.approvals_clock is not None:
+        return ApprovalService(ctx.db, ctx.config, aws=ctx.aws, clock=ctx.approvals_clock)
+    return ApprovalService(ctx.db, ctx.config, aws=ctx.aws)
 
 
 NO_SLACK_NOTE = (

@@ -36,6 +36,9 @@ class JobContext:
     period: str
     slack: WebClient | None = None
     aws: Any = None  # AWS client factory for cloud actions / inventory; None: from config
+    #: the clock of approval decisions (expiry, freeze windows, audit times): the wall clock unless a test
+    #: injects one — never ``now``, which is the (possibly past) moment the run is *for*
+    approvals_clock: Callable[[], datetime] | None = None
 
     @property
     def today(self) -> date:

@@ -39,11 +39,16 @@ if TYPE_CHECKING:
 log = logging.getLogger("finops.serve")
 
 DEFAULT_PORT = 3000
+#: statuses whose remediation thread may still wait at its approval pause (decided without a resume)
+SETTLED_STATUSES = ("approved", "rejected", "expired", "cancelled", "succeeded", "failed")
 SLACK_PATH = "/slack/events"
 _SECRETS = re.compile(
-    r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+"
-    r"|AKIA[0-9A-Z]{16})"
+    r"(xox[abposre][-.][A-Za-z0-9.-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]{8,}"
+    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+|(?:AKIA|ASIA)[0-9A-Z]{16}"
+    r"|(?i:secret_access_key|signing_secret|password)\s*[=:]\s*\S+)"
 )
+#: a password in a URL (postgresql://user:password@host): the password only
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]+):([^@/\s]+)@")
 
 
 class ServeError(FinOpsError):
@@ -53,7 +58,7 @@ class ServeError(FinOpsError):
 # ----- logging ------------------------------------------------------------------------------------------------
 def redact_text(text: str) -> str:
     """Replace anything that looks like a Slack, OpenAI or AWS secret with ``[redacted]``."""
-    return _SECRETS.sub("[redacted]", text)
+    return _URL_PASSWORD.sub(r"\1:[redacted]@", _SECRETS.sub("[redacted]", text))
 
 
 class RedactingFilter(logging.Filter):
@@ -152,18 +157,29 @@ def recover(db: Database, config: FinOpsConfig) -> dict[str, Any]:
     from approvals.service import ApprovalService
 
     svc = ApprovalService(db, config)
-    reconciled = [o.request_id for o in svc.reconcile()]
-    expired = svc.expire_due()
-    settled = 0
-    with open_remediation(svc) as remediation:
-        for row in svc.list_requests(
-            status=["approved", "rejected", "expired", "cancelled", "succeeded", "failed"]
-        ):
-            view = remediation.view(row["id"])
-            if view.waiting:
-                remediation.settle(row["id"])
-                settled += 1
-    return {"reconciled": reconciled, "expired": expired, "settled": settled}
+    out: dict[str, Any] = {"reconciled": [], "expired": [], "settled": 0, "errors": []}
+
+    def failed(what: str, exc: Exception) -> None:
+        log.exception("start-up %s failed", what)
+        out["errors"].append(f"{what}: {type(exc).__name__}: {redact_text(str(exc))[:300]}")
+
+    try:
+        out["reconciled"] = [o.request_id for o in svc.reconcile()]
+        out["expired"] = svc.expire_due()
+    except Exception as exc:  # start anyway: the reconcile job retries; the error is logged
+        failed("reconcile", exc)
+    try:
+        with open_remediation(svc) as remediation:
+            for row in svc.list_requests(status=list(SETTLED_STATUSES)):
+                try:
+                    if remediation.view(row["id"]).waiting:
+                        remediation.settle(row["id"])
+                        out["settled"] += 1
+                except Exception as exc:  # one bad thread must not keep the app down
+                    failed(f"settle {row['id']}", exc)
+    except Exception as exc:
+        failed("settle", exc)
+    return out
 
 
 def build_web_app(db: Database, slack_app: App | None, mode: str) -> Starlette:

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -40,6 +41,7 @@ from tools.store.lake import Lake
 log = logging.getLogger("finops.slack")
 
 LIST_COMMANDS = ("findings", "budgets", "approvals", "audit", "help")
+LISTENER_THREADS = 16  # lazy listeners (answers, executions) running at once
 SNOOZE_DAYS = blocks.SNOOZE_DAYS
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
 _USER_TOKEN = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
@@ -238,6 +240,13 @@ class Click:
         )
 
 
+def _failure_text(exc: BaseException) -> str:
+    """What the user is told when something failed: the error, never a secret (tokens, URL passwords)."""
+    from agent.serve import redact_text
+
+    return redact_text(f"Sorry, that failed: {type(exc).__name__}: {exc}")[:1500]
+
+
 def _ephemeral(deps: SlackDeps, click: Click, text: str) -> None:
     message = blocks.refusal_ephemeral(text)
     try:
@@ -419,6 +428,17 @@ def feedback(deps: SlackDeps, click: Click, verdict: str) -> None:
         )
         return
     now = deps.now()
+    # the finding is not waste (or not now): its pending fix must not stay approvable
+    cancelled = []
+    for request in svc.list_requests(status=["pending", "approved"]):
+        if request["finding"] == row.fingerprint:
+            try:
+                svc.cancel(
+                    request["id"], click.user, reason=f"finding marked {verdict} in Slack", channel="slack"
+                )
+                cancelled.append(request["id"])
+            except Refused:
+                pass  # decided meanwhile: the claim says who won
     record_feedback(
         deps.db,
         row.fingerprint,
@@ -442,6 +462,8 @@ def feedback(deps: SlackDeps, click: Click, verdict: str) -> None:
                 "days": SNOOZE_DAYS if verdict == "snooze" else None,
             },
         )
+    for request_id in cancelled:
+        update_messages(deps, svc, request_id, None)
     update_messages(deps, svc, None, row.fingerprint)
 
 
@@ -542,7 +564,10 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
         signing_secret=signing_secret,
         client=deps.client,
         token_verification_enabled=False,
-        process_before_response=False,
+        # acks run on the request's own thread and answer at once; the slow work (lazy listeners: questions,
+        # executions, the Home tab) runs on a pool of its own, so busy workers never delay an ack past 3 s
+        process_before_response=True,
+        listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="finops-slack"),
         raise_error_for_unhandled_request=False,
     )
 
@@ -579,7 +604,7 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
                 message = list_reply(deps, command, rest)
         except Exception as exc:  # a failure is told to the asker, never a silent "working on it"
             log.exception("/finops %s failed", command or "question")
-            message = blocks.refusal_ephemeral(f"Sorry, that failed: {type(exc).__name__}: {exc}")
+            message = blocks.refusal_ephemeral(_failure_text(exc))
         respond(replace_original=True, response_type="ephemeral", **message.as_kwargs())
 
     app.command("/finops")(ack=command_ack, lazy=[command_work])
@@ -607,7 +632,7 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
                 message = list_reply(deps, command, rest)
         except Exception as exc:
             log.exception("question failed")
-            message = blocks.refusal_ephemeral(f"Sorry, that failed: {type(exc).__name__}: {exc}")
+            message = blocks.refusal_ephemeral(_failure_text(exc))
         client.chat_update(channel=placeholder["channel"], ts=placeholder["ts"], **message.as_kwargs())
 
     app.event("app_mention")(ack=event_ack, lazy=[question_in_thread])
@@ -623,7 +648,10 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
         if refuse_other_workspace(body) or event.get("tab") not in (None, "home"):
             return
         user = str(event.get("user") or "")
-        client.views_publish(user_id=user, view=home(deps, user))
+        try:
+            client.views_publish(user_id=user, view=home(deps, user))
+        except Exception:  # the tab keeps its last view; the reason is in the log
+            log.exception("App Home of %s failed", user)
 
     app.event("app_home_opened")(ack=event_ack, lazy=[home_opened])
 
@@ -638,7 +666,7 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
                 work(click)
             except Exception as exc:  # told to the clicker; the database state is the truth
                 log.exception("%s failed", action_id)
-                _ephemeral(deps, click, f"Sorry, that failed: {type(exc).__name__}: {exc}")
+                _ephemeral(deps, click, _failure_text(exc))
 
         app.action(action_id)(ack=action_ack, lazy=[run])
 
@@ -650,7 +678,7 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
             ask_reject_reason(deps, click, body.get("trigger_id"))
         except Exception as exc:
             log.exception("reject failed")
-            _ephemeral(deps, click, f"Sorry, that failed: {type(exc).__name__}: {exc}")
+            _ephemeral(deps, click, _failure_text(exc))
 
     app.action(blocks.REJECT_ACTION)(ack=action_ack, lazy=[reject_clicked])
 
@@ -692,7 +720,7 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
             decide(deps, click, "reject", reason=value.strip())
         except Exception as exc:
             log.exception("reject failed")
-            _ephemeral(deps, click, f"Sorry, that failed: {type(exc).__name__}: {exc}")
+            _ephemeral(deps, click, _failure_text(exc))
 
     app.view(blocks.REJECT_MODAL_CALLBACK_ID)(ack=reason_ack, lazy=[reason_submitted])
 
@@ -714,6 +742,9 @@ def build_app(deps: SlackDeps, *, signing_secret: str) -> App:
             message = record_intake(deps, values, user)
         except FinOpsError as exc:
             message = blocks.refusal_ephemeral(str(exc))
+        except Exception as exc:
+            log.exception("intake failed")
+            message = blocks.refusal_ephemeral(_failure_text(exc))
         client.chat_postMessage(channel=user, **message.as_kwargs())
 
     app.view(blocks.INTAKE_MODAL_CALLBACK_ID)(ack=intake_ack, lazy=[intake_submitted])

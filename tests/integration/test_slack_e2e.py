@@ -251,3 +251,22 @@ def test_reject_asks_for_a_reason_in_a_modal_and_records_it(world: World) -> Non
     _wait(lambda: "finops_approve" not in _current(w.fake, channel, ts))
     assert "demo on Friday" in _current(w.fake, channel, ts)
     assert instance_state(w.aws, w.notebook) == "running"
+
+
+@pytest.mark.slow
+def test_not_waste_cancels_the_pending_fix_so_a_later_approve_executes_nothing(world: World) -> None:
+    from tools.findings_store import get_finding
+
+    w = world
+    request_id, _ = _approve_button(w.dm)
+    finding_id = _button_value(w.dm, "finops_not_waste")
+    assert _click(w, "finops_not_waste", finding_id, OWNER) == 200
+    svc = w.app.deps.service()
+    _wait(lambda: get_finding(w.app.deps.db, finding_id).status == "suppressed")
+    _wait(lambda: svc.show(request_id)["status"] == "cancelled")
+    channel, ts = w.dm.response["channel"], w.dm.response["ts"]
+    _wait(lambda: "finops_approve" not in _current(w.fake, channel, ts))
+    assert _click(w, "finops_approve", request_id, OWNER) == 200  # an old copy of the message
+    w.fake.wait_for("chat.postEphemeral", timeout=20)
+    assert svc.show(request_id)["status"] == "cancelled"
+    assert instance_state(w.aws, w.notebook) == "running"
