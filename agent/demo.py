@@ -90,6 +90,7 @@ def run_demo(db: Database, lake: Lake, config: FinOpsConfig, data_dir: Path) -> 
         f'  finops --as-of {today} ask "what did the search team spend on gpt-4o last week?"\n'
         f"  finops --as-of {today} report monthly        (the monthly AI cost review)\n"
         "  finops jobs list                            (what finops serve runs on schedule)\n"
+        f"  FINOPS_AS_OF={today} finops serve --no-slack --host 127.0.0.1   then open http://127.0.0.1:3000/\n"
     )
 
 

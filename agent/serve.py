@@ -182,14 +182,17 @@ def recover(db: Database, config: FinOpsConfig) -> dict[str, Any]:
     return out
 
 
-def build_web_app(db: Database, slack_app: App | None, mode: str) -> Starlette:
-    """The HTTP app: ``POST /slack/events`` (when Slack runs in HTTP mode) and ``GET /health``."""
+def build_web_app(
+    db: Database, slack_app: App | None, mode: str, dashboard: Starlette | None = None
+) -> Starlette:
+    """The HTTP app: ``POST /slack/events`` (when Slack runs in HTTP mode), ``GET /health`` and the read-only
+    dashboard at ``/`` (mounted last, so the two routes above match first)."""
     from sqlalchemy import text
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
-    from starlette.routing import Route
+    from starlette.routing import BaseRoute, Route
 
     started = datetime.now(UTC)
 
@@ -211,7 +214,7 @@ def build_web_app(db: Database, slack_app: App | None, mode: str) -> Starlette:
         }
         return JSONResponse(body, status_code=200 if problem is None else 503)
 
-    routes = [Route("/health", health, methods=["GET"])]
+    routes: list[BaseRoute] = [Route("/health", health, methods=["GET"])]
     if slack_app is not None and mode == "http":
         from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 
@@ -223,6 +226,10 @@ def build_web_app(db: Database, slack_app: App | None, mode: str) -> Starlette:
             return to_starlette_response(bolt_response)
 
         routes.append(Route(SLACK_PATH, slack_events, methods=["POST"]))
+    if dashboard is not None:
+        from starlette.routing import Mount
+
+        routes.append(Mount("/", app=dashboard))
     return Starlette(routes=routes)
 
 
@@ -263,6 +270,25 @@ def connect_socket_mode(slack_app: App, app_token: str) -> Any:
     return handler
 
 
+def _dashboard(settings: Settings, db: Database, config: FinOpsConfig, host: str) -> Starlette | None:
+    """The dashboard, or None (with a warning) when it would be open to the network without access control:
+    the Slack app and the scheduler still start."""
+    from agent.web import DashboardError, build_dashboard, check_exposure
+    from tools.store.lake import Lake
+
+    token = settings.dashboard_token.get_secret_value() if settings.dashboard_token else None
+    proxy = settings.dashboard_proxy_header
+    try:
+        check_exposure(host, token=token, proxy_header=proxy)
+    except DashboardError as exc:
+        log.warning("dashboard not served: %s", exc)
+        return None
+    log.info("dashboard at / (%s)", "token" if token else f"header {proxy}" if proxy else "loopback only")
+    return build_dashboard(
+        db, Lake(settings.resolved_lake_dir()), config, settings, token=token, proxy_header=proxy
+    )
+
+
 def _graceful_server_class() -> type[Any]:
     import signal
     import threading
@@ -300,6 +326,7 @@ def serve(
     host: str,
     no_slack: bool,
     no_scheduler: bool = False,
+    no_dashboard: bool = False,
 ) -> None:
     """Run until SIGINT / SIGTERM."""
     import uvicorn
@@ -326,7 +353,8 @@ def serve(
         log.info(
             "scheduler started (holder %s; the lease decides which replica runs the jobs)", scheduler.holder
         )
-    web = build_web_app(db, slack_app, mode.mode)
+    dashboard = None if no_dashboard else _dashboard(settings, db, config, host)
+    web = build_web_app(db, slack_app, mode.mode, dashboard)
     server = _graceful_server_class()(
         uvicorn.Config(web, host=host, port=port, log_config=None, access_log=False)
     )

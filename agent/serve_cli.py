@@ -20,10 +20,13 @@ def serve_cmd(
     ] = 3000,
     host: Annotated[str, typer.Option("--host", help="Address to listen on")] = "0.0.0.0",
     no_slack: Annotated[
-        bool, typer.Option("--no-slack", help="Run without Slack (health endpoint only)")
+        bool, typer.Option("--no-slack", help="Run without Slack (health endpoint and dashboard only)")
     ] = False,
     no_scheduler: Annotated[
         bool, typer.Option("--no-scheduler", help="Do not run the scheduled jobs in this process")
+    ] = False,
+    no_dashboard: Annotated[
+        bool, typer.Option("--no-dashboard", help="Do not serve the web dashboard")
     ] = False,
     json_logs: Annotated[
         bool | None,
@@ -47,6 +50,7 @@ def serve_cmd(
             host=host,
             no_slack=no_slack,
             no_scheduler=no_scheduler,
+            no_dashboard=no_dashboard,
         )
 
     run_guarded(go)

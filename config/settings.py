@@ -61,6 +61,16 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("SLACK_APP_TOKEN", "FINOPS_SLACK_APP_TOKEN"),
         description="App-level token (xapp-...): when set, `finops serve` connects in Socket Mode",
     )
+    dashboard_token: SecretStr | None = Field(
+        None,
+        description="Token the dashboard requires: Authorization: Bearer, or ?token= once (then an HttpOnly "
+        "cookie) (FINOPS_DASHBOARD_TOKEN)",
+    )
+    dashboard_proxy_header: str | None = Field(
+        None,
+        description="Header a trusted authenticating reverse proxy sets on every request, e.g. X-Forwarded-User "
+        "(FINOPS_DASHBOARD_PROXY_HEADER)",
+    )
     slack_api_url: str = Field(
         "https://slack.com/api/",
         description="Base URL of the Slack Web API (FINOPS_SLACK_API_URL), for proxies and tests",

@@ -105,6 +105,8 @@ def test_finops_serve_health_json_logs_and_graceful_sigterm(tmp_path: Path) -> N
                     raise AssertionError(proc.stderr.read() if proc.stderr else "no output") from None
                 time.sleep(0.2)
         assert body["status"] == "ok" and body["slack"] == "off"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as r:  # the dashboard, loopback
+            assert r.status == 200 and "text/html" in r.headers["content-type"]
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -112,3 +114,25 @@ def test_finops_serve_health_json_logs_and_graceful_sigterm(tmp_path: Path) -> N
     lines = [json.loads(line) for line in err.splitlines() if line.strip()]
     messages = " ".join(line["message"] for line in lines)
     assert "start-up recovery" in messages and "scheduler started" in messages and "stopped" in messages
+
+
+def test_the_dashboard_is_not_served_to_the_network_without_access_control(tmp_path: Path) -> None:
+    from agent.serve import _dashboard
+    from config.model import FinOpsConfig
+    from tools.store.db import Database
+
+    db = Database(f"sqlite:///{tmp_path / 'f.db'}")
+    db.migrate()
+    settings = Settings(home=tmp_path)
+    assert _dashboard(settings, db, FinOpsConfig(), "0.0.0.0") is None  # Slack and the jobs still start
+    assert _dashboard(settings, db, FinOpsConfig(), "127.0.0.1") is not None
+    assert (
+        _dashboard(
+            settings.model_copy(update={"dashboard_proxy_header": "X-Forwarded-User"}),
+            db,
+            FinOpsConfig(),
+            "0.0.0.0",
+        )
+        is not None
+    )
+    db.dispose()
