@@ -33,6 +33,29 @@ def service(c: Context) -> ApprovalService:
     return svc
 
 
+def _refresh_slack(c: Context, request_ids: list[str | None]) -> None:
+    """With Slack configured, update the messages of requests decided here, so no message keeps buttons for
+    a request that is no longer pending. Best effort: the decision stands either way."""
+    settings = c.settings()
+    ids = [i for i in request_ids if i]
+    if not ids or settings.slack_bot_token is None or not settings.slack_bot_token.get_secret_value():
+        return
+    try:
+        from agent.slack.app import refresh_messages
+        from agent.slack.client import make_client
+
+        refresh_messages(c.database(), c.config(), settings, make_client(settings), ids)
+    except Exception as exc:
+        typer.echo(
+            f"note: the Slack messages of {', '.join(ids)} were not updated ({type(exc).__name__})", err=True
+        )
+
+
+def _report(c: Context, outcome: Outcome, fmt: str) -> None:
+    _print_outcome(outcome, fmt)
+    _refresh_slack(c, [outcome.request_id, outcome.new_request_id])
+
+
 def _print_outcome(outcome: Outcome, fmt: str) -> None:
     from agent.output import dumps_json
 
@@ -232,9 +255,9 @@ def approvals_approve(
     def go() -> None:
         c = _ctx(ctx)
         if no_execute:  # the claim only; the thread stays paused until `Remediation.settle`
-            _print_outcome(service(c).approve(request_id, actor, comment=comment), fmt)
+            _report(c, service(c).approve(request_id, actor, comment=comment), fmt)
         else:
-            _print_outcome(_decide(c, request_id, actor, "approve", comment=comment), fmt)
+            _report(c, _decide(c, request_id, actor, "approve", comment=comment), fmt)
 
     run_guarded(go)
 
@@ -248,7 +271,8 @@ def approvals_reject(
     fmt: FormatOpt = "table",
 ) -> None:
     """Reject a pending request."""
-    run_guarded(lambda: _print_outcome(_decide(_ctx(ctx), request_id, actor, "reject", reason=reason), fmt))
+    c = _ctx(ctx)
+    run_guarded(lambda: _report(c, _decide(c, request_id, actor, "reject", reason=reason), fmt))
 
 
 @approvals_app.command("cancel")
@@ -260,7 +284,8 @@ def approvals_cancel(
     fmt: FormatOpt = "table",
 ) -> None:
     """Withdraw a pending or approved request before it runs."""
-    run_guarded(lambda: _print_outcome(service(_ctx(ctx)).cancel(request_id, actor, reason=reason), fmt))
+    c = _ctx(ctx)
+    run_guarded(lambda: _report(c, service(c).cancel(request_id, actor, reason=reason), fmt))
 
 
 @approvals_app.command("run")
@@ -316,7 +341,8 @@ def rollback(
     fmt: FormatOpt = "table",
 ) -> None:
     """Undo an executed remediation from its saved state; approved by you, audited and verified."""
-    run_guarded(lambda: _print_outcome(service(_ctx(ctx)).rollback(action_id, actor, reason=reason), fmt))
+    c = _ctx(ctx)
+    run_guarded(lambda: _report(c, service(c).rollback(action_id, actor, reason=reason), fmt))
 
 
 def _since(text: str | None) -> datetime | None:

@@ -643,7 +643,20 @@ def notify_owners(ctx: JobContext) -> dict[str, Any]:
     }
 
 
-def _settle(svc: Any, request_ids: Sequence[str]) -> int:
+def _refresh_slack(ctx: JobContext, request_ids: Sequence[str]) -> int:
+    """Update the Slack messages of requests this job decided or finished (none without Slack)."""
+    if ctx.slack is None or not request_ids:
+        return 0
+    from agent.slack.app import refresh_messages
+
+    try:
+        return refresh_messages(ctx.db, ctx.config, ctx.settings, ctx.slack, list(request_ids))
+    except Exception as exc:  # the decision stands; the message is refreshed by the next click or run
+        log.warning("could not update the Slack messages of %s: %s", ", ".join(request_ids), _describe(exc))
+        return 0
+
+
+def _settle(svc: Any, request_ids: Sequence[str], settled_ids: list[str] | None = None) -> int:
     """Resume the paused threads of decided requests with the decision the database holds. One that cannot be
     resumed does not stop the others; the run then fails naming them (the next run tries again)."""
     if not request_ids:
@@ -658,6 +671,8 @@ def _settle(svc: Any, request_ids: Sequence[str]) -> int:
                 if remediation.view(request_id).waiting:
                     remediation.settle(request_id)
                     settled += 1
+                    if settled_ids is not None:
+                        settled_ids.append(request_id)
             except Exception as exc:
                 failed[request_id] = _describe(exc)
                 log.warning("cannot settle request %s: %s", request_id, failed[request_id])
@@ -674,7 +689,8 @@ def expire_approvals(ctx: JobContext) -> dict[str, Any]:
     """Expire pending and approved requests past their expiry, and settle their paused threads."""
     svc = _approval_service(ctx)
     expired: list[str] = svc.expire_due()
-    return {"expired": expired, "settled": _settle(svc, expired)}
+    settled = _settle(svc, expired)
+    return {"expired": expired, "settled": settled, "messages_updated": _refresh_slack(ctx, expired)}
 
 
 #: decided requests updated within this window are checked for a paused thread to settle (older ones were
@@ -703,9 +719,13 @@ def reconcile(ctx: JobContext) -> dict[str, Any]:
                 .order_by(RemediationRequest.updated_at)
             )
         )
+    settled_ids: list[str] = []
+    settled = _settle(svc, decided, settled_ids)
+    changed = [o.request_id for o in outcomes] + settled_ids
     return {
         "reconciled": [{"request": o.request_id, "status": o.status} for o in outcomes],
-        "settled": _settle(svc, decided),
+        "settled": settled,
+        "messages_updated": _refresh_slack(ctx, changed),
     }
 
 

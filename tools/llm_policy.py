@@ -358,10 +358,15 @@ def litellm_config(db: Database, config: FinOpsConfig, environment: str | None =
             if route.environment == environment or inherited:
                 aliases[route.feature] = route.model
         by_subject: dict[str, Limits] = {}
+        wildcard = {limit.subject: limit for limit in limits if limit.environment == ALL_ENVIRONMENTS}
         for limit in limits:
             inherited = limit.environment == ALL_ENVIRONMENTS and limit.subject not in by_subject
             if limit.environment == environment or inherited:
                 by_subject[limit.subject] = limit
+        for subject, limit in list(by_subject.items()):  # the environment's own limits, the rest from "*"
+            star = wildcard.get(subject)
+            if star is not None and limit is not star:
+                by_subject[subject] = _fill(limit, star)
         chosen_limits = [(by_subject[s], parse_subject(s)[1]) for s in sorted(by_subject)]
     else:
         for route in routes:
@@ -403,13 +408,14 @@ def config_limits(config: FinOpsConfig) -> list[Limits]:
         subject = subject_of("team", b.scope["team"])
         if any(k[0] == subject and v.max_budget is not None for k, v in out.items()):
             continue  # rate_limits names the team's gateway budget itself
-        out.setdefault(
-            (subject, ALL_ENVIRONMENTS),
-            Limits(subject, ALL_ENVIRONMENTS, None, None, None, None, _CONFIG_TIME, CONFIG_ORIGIN),
+        # one budget for the team, on its "*" entry: copying it into each environment's entry would let the
+        # gateway spend it once per environment (an environment's export inherits it, see litellm_config)
+        base = out.get((subject, ALL_ENVIRONMENTS))
+        out[(subject, ALL_ENVIRONMENTS)] = (
+            replace(base, max_budget=b.amount)
+            if base
+            else Limits(subject, ALL_ENVIRONMENTS, None, None, b.amount, None, _CONFIG_TIME, CONFIG_ORIGIN)
         )
-        for key, limit in list(out.items()):
-            if key[0] == subject:  # every environment's entry carries the team's monthly budget
-                out[key] = replace(limit, max_budget=b.amount)
     return [out[k] for k in sorted(out)]
 
 
@@ -434,6 +440,17 @@ def effective_limits(db: Database, config: FinOpsConfig) -> list[Limits]:
             row.updated_by,
         )
     return [merged[k] for k in sorted(merged)]
+
+
+def _fill(own: Limits, star: Limits) -> Limits:
+    """An environment's limits with the ones it does not set taken from the subject's ``"*"`` limits."""
+    return replace(
+        own,
+        tpm=own.tpm if own.tpm is not None else star.tpm,
+        rpm=own.rpm if own.rpm is not None else star.rpm,
+        max_budget=own.max_budget if own.max_budget is not None else star.max_budget,
+        monthly_tokens=own.monthly_tokens if own.monthly_tokens is not None else star.monthly_tokens,
+    )
 
 
 def _export_name(name: str, environment: str) -> str:

@@ -213,6 +213,23 @@ def update_messages(
     return len(done)
 
 
+def refresh_messages(
+    db: Database, config: FinOpsConfig, settings: Settings, client: WebClient, request_ids: list[str]
+) -> int:
+    """chat.update the Slack messages of requests decided outside Slack (expiry, the CLI, reconcile), so no
+    message keeps buttons for a request that is no longer pending. Returns how many messages were updated."""
+    deps = SlackDeps(
+        db=db,
+        lake=Lake(settings.resolved_lake_dir()),
+        config=config,
+        settings=settings,
+        client=client,
+        team_id="",
+    )
+    svc = deps.service()
+    return sum(update_messages(deps, svc, request_id, None) for request_id in dict.fromkeys(request_ids))
+
+
 # ----- clicks -------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Click:

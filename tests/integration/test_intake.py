@@ -245,3 +245,6 @@ rate_limits:
     teams = {t["team_alias"]: t for t in llm_policy.litellm_config(db, cfg, "prod")["teams"]}
     assert teams["search"]["rpm_limit"] == 100 and teams["search"]["tpm_limit"] == 2_000_000
     assert teams["search"]["max_budget"] == 60000.0
+    # one gateway for every environment: the team's monthly budget once, on its "*" entry (not once per env)
+    every = {t["team_alias"]: t for t in llm_policy.litellm_config(db, cfg)["teams"]}
+    assert every["search"]["max_budget"] == 60000.0 and "max_budget" not in every["search@prod"]

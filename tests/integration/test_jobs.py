@@ -462,6 +462,7 @@ def test_jobs_expire_approvals_and_reconcile(sqlite_db: Database, lake: Lake) ->
     assert reconcile(ctx_for(sqlite_db, lake, config, "2024-10-23T08:00", now=later)) == {
         "reconciled": [],
         "settled": 0,
+        "messages_updated": 0,
     }
 
 

@@ -270,3 +270,51 @@ def test_not_waste_cancels_the_pending_fix_so_a_later_approve_executes_nothing(w
     w.fake.wait_for("chat.postEphemeral", timeout=20)
     assert svc.show(request_id)["status"] == "cancelled"
     assert instance_state(w.aws, w.notebook) == "running"
+
+
+@pytest.mark.slow
+def test_a_request_expired_by_the_job_has_its_slack_message_updated(world: World) -> None:
+    """Decisions made outside Slack (here: expiry by the scheduled job) update the message too, so no message
+    keeps Approve / Reject for a request that can no longer be approved."""
+    from datetime import UTC, datetime, timedelta
+
+    from agent.jobs import expire_approvals
+    from agent.jobs_base import JobContext
+
+    w = world
+    request_id, _ = _approve_button(w.dm)
+    later = datetime.now(UTC) + timedelta(days=30)
+    d = w.app.deps
+    ctx = JobContext(
+        d.db, d.lake, d.config, d.settings, later, "x", d.client, aws=d.aws, approvals_clock=lambda: later
+    )
+    summary = expire_approvals(ctx)
+    assert request_id in summary["expired"] and summary["messages_updated"] == len(summary["expired"])
+    channel, ts = w.dm.response["channel"], w.dm.response["ts"]
+    text = _current(w.fake, channel, ts)
+    assert "finops_approve" not in text and "xpired" in text
+
+
+@pytest.mark.slow
+def test_a_rejection_from_the_cli_updates_the_slack_message(
+    world: World, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+    from tests.fakes.slack_server import BOT_TOKEN
+
+    w = world
+    request_id, _ = _approve_button(w.dm)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SLACK_BOT_TOKEN", BOT_TOKEN)
+    monkeypatch.setenv("FINOPS_SLACK_API_URL", w.fake.base_url)
+    monkeypatch.setenv("FINOPS_LAKE_DIR", str(w.app.deps.lake.root))
+    url = str(w.app.deps.db.engine.url)
+    result = CliRunner().invoke(
+        app, ["--db", url, "approvals", "reject", request_id, "--as", OWNER, "--reason", "not this week"]
+    )
+    assert result.exit_code == 0, result.output
+    channel, ts = w.dm.response["channel"], w.dm.response["ts"]
+    text = _current(w.fake, channel, ts)
+    assert "finops_approve" not in text and "not this week" in text
