@@ -254,18 +254,44 @@ def quarterly_review(ctx: JobContext) -> dict[str, Any]:
     }
 
 
+#: recorded price changes are announced in Slack once; this long after their date they are no longer news
+PRICE_NOTE_WINDOW_DAYS = 90
+
+
+def _announced_key(change: Any) -> str:
+    return f"price-note:{change.id}"
+
+
 def price_check(ctx: JobContext) -> dict[str, Any]:
-    """Record model price changes; tell the FinOps channel when they move last month's spend by > $1."""
-    from tools.prices import change_usage, check_prices
+    """Record model price changes; tell the FinOps channel when they move last month's spend by > $1.
+
+    Every recorded change not yet announced is considered — not only this run's — so a post that failed, or
+    Slack configured later, loses no note; a change is marked announced (``alert_state``) once its note is
+    posted, or when it does not move last month's spend enough to be worth one."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from tools.prices import change_usage, check_prices, list_price_changes
     from tools.report import last_full_month, month_period
+    from tools.store.models import AlertState
 
     month = last_full_month(ctx.today)
+    period = month_period(month)
     with _costs(ctx.lake, ctx.config) as con:
         changes = check_prices(ctx.db, ctx.config, ctx.now, costs=con)
-        period = month_period(month)
+        recorded = list_price_changes(ctx.db, since=ctx.today - timedelta(days=PRICE_NOTE_WINDOW_DAYS))
+        with ctx.db.session() as s:
+            keys = [_announced_key(c) for c in recorded]
+            done = (
+                set(s.scalars(select(AlertState.alert_key).where(AlertState.alert_key.in_(keys))))
+                if keys
+                else set()
+            )
+        pending = [c for c in recorded if _announced_key(c) not in done]
         impacts = [
             (c, change_usage(con, c, period, batch_discount=ctx.config.pricing.batch_discount).impact)
-            for c in changes
+            for c in pending
         ]
     per_model: dict[str, Decimal] = {}
     for change, impact in impacts:
@@ -273,12 +299,14 @@ def price_check(ctx: JobContext) -> dict[str, Any]:
         per_model[key] = per_model.get(key, Decimal(0)) + impact
     material = {k for k, v in per_model.items() if abs(v) > PRICE_NOTE_THRESHOLD}
     noted = [(c, i) for c, i in impacts if f"{c.provider}/{c.model}" in material]
+    quiet = [c for c, _ in impacts if f"{c.provider}/{c.model}" not in material]
     out: dict[str, Any] = {
         "changes": len(changes),
         "month": month,
         "impact": {k: _money(v) for k, v in sorted(per_model.items())},
         "posted": False,
     }
+    _mark_announced(ctx, quiet)
     if not noted:
         return out
     if ctx.slack is None or not ctx.config.slack.finops_channel:
@@ -286,5 +314,18 @@ def price_check(ctx: JobContext) -> dict[str, Any]:
         return out
     message = price_note(noted, month)
     posted = ctx.slack.chat_postMessage(channel=ctx.config.slack.finops_channel, **message.as_kwargs())
+    _mark_announced(ctx, [c for c, _ in noted])
     out.update(posted=True, channel=posted.get("channel"), ts=posted.get("ts"))
     return out
+
+
+def _mark_announced(ctx: JobContext, changes: list[Any]) -> None:
+    from tools.store.models import AlertState
+
+    if not changes:
+        return
+    with ctx.db.session() as s:
+        for c in changes:
+            s.add(
+                AlertState(alert_key=_announced_key(c), fingerprint=f"price-change-{c.id}", fired_at=ctx.now)
+            )

@@ -343,3 +343,30 @@ def test_cli_prices_check_and_changes(
     assert all(c["impact_month"] == "2024-08" for c in listed["changes"])
     table = invoke(negotiated_yaml, date(2024, 9, 22), "prices", "changes", "--model", MINI)
     assert "Recorded price changes" in table and "config override" in table
+
+
+def test_a_price_note_that_could_not_be_posted_is_posted_by_the_next_run(
+    sqlite_db: Database, usage_lake: Lake, config: FinOpsConfig
+) -> None:
+    """The change is recorded before the post: a failed post (or Slack not configured yet) must not lose the
+    note — the next run posts every change not yet announced, once."""
+    with FakeSlack() as fake:
+        settings = Settings(slack_bot_token=BOT_TOKEN, slack_api_url=fake.base_url)
+
+        def run(cfg: FinOpsConfig, now: datetime) -> dict[str, object]:
+            return price_check(
+                JobContext(sqlite_db, usage_lake, cfg, settings, now, "x", make_client(settings))
+            )
+
+        run(config, DAY1)
+        fake.fail_next("chat.postMessage", error="channel_not_found")
+        with pytest.raises(Exception, match="channel_not_found"):
+            run(negotiated(config), DAY2)
+        retry = run(negotiated(config), DAY2)
+        assert retry["changes"] == 0 and retry["posted"] is True
+        assert "-$3.90" in fake.last("chat.postMessage").params["text"]
+        again = run(negotiated(config), DAY2)
+        assert again["posted"] is False
+        assert (
+            len([c for c in fake.calls("chat.postMessage") if c.status == 200 and c.response.get("ok")]) == 1
+        )
