@@ -192,8 +192,10 @@ class Review:
 
     @property
     def silent(self) -> bool:
-        """True when the summed absolute deltas are under the threshold and no policy is violated."""
-        return self.total_absolute < self.threshold and not self.violations
+        """True when the summed absolute deltas are under the threshold, no policy is violated and every change
+        could be priced: a change that moves AI spend by an unknown amount (a new call site of a feature with
+        no traffic yet, no cost lake in CI) is worth a comment."""
+        return self.total_absolute < self.threshold and not self.violations and self.unknown == 0
 
     @property
     def unknown(self) -> int:

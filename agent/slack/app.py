@@ -531,9 +531,19 @@ def intake_errors(deps: SlackDeps, values: dict[str, str]) -> dict[str, str]:
 
 def record_intake(deps: SlackDeps, values: dict[str, str], user: str) -> blocks.Message:
     from agent.intake_cli import record_registration
-    from tools.intake import validate
+    from approvals.policy import approvers_for
+    from tools.intake import list_services, validate
 
     reg = validate(deps.config, **values)
+    for existing in list_services(deps.db):
+        if (existing.feature, existing.environment) != (reg.feature, reg.environment):
+            continue
+        allowed = approvers_for(deps.config, existing.team) | {existing.registered_by}
+        if user not in allowed:  # anyone may register; only the owners may change a registration
+            raise FinOpsError(
+                f"{reg.feature} ({reg.environment}) is already registered by team {existing.team}; only its "
+                f"owners and approvers, the FinOps admins or {existing.registered_by} may change it"
+            )
     record, created = record_registration(
         deps.db, deps.config, reg, actor=user, channel="slack", now=deps.now()
     )

@@ -248,3 +248,31 @@ rate_limits:
     # one gateway for every environment: the team's monthly budget once, on its "*" entry (not once per env)
     every = {t["team_alias"]: t for t in llm_policy.litellm_config(db, cfg)["teams"]}
     assert every["search"]["max_budget"] == 60000.0 and "max_budget" not in every["search@prod"]
+
+
+def test_in_slack_only_the_owning_team_may_change_a_registration(
+    sqlite_db: Database, lake: Lake, config: FinOpsConfig
+) -> None:
+    from agent.slack.app import record_intake
+    from tests.fakes.slack_server import FakeSlack
+    from tests.integration.slack_harness import make_deps
+    from tools.errors import FinOpsError
+
+    values = {
+        "feature": "support-chat",
+        "environment": "prod",
+        "team": "support",
+        "owner": "U01SUPPRT1",
+        "use_case": "answers customer questions",
+        "models": "gpt-4o-mini",
+        "est_monthly_spend": "2500",
+    }
+    with FakeSlack() as fake:
+        deps = make_deps(fake, sqlite_db, lake, config)
+        record_intake(deps, values, "U0SOMEONE")  # anyone may register a new feature
+        with pytest.raises(FinOpsError, match="already registered by team support"):
+            record_intake(deps, {**values, "team": "growth", "owner": "U0OTHER"}, "U0OTHER")
+        record_intake(deps, {**values, "est_monthly_spend": "3000"}, "U0SOMEONE")  # who registered it may
+        record_intake(deps, {**values, "est_monthly_spend": "3100"}, "U01SUPPRT1")  # and the team's owner
+    (record,) = list_services(sqlite_db)
+    assert record.team == "support" and record.est_monthly_spend == Decimal("3100")

@@ -285,3 +285,24 @@ def test_cli_git_errors_are_clear(cli_env: dict[str, str | None], repo: Path, tm
     assert code == 1 and "is not in a git repository" in err
     code, _, err = run(cli_env, "--diff", str(tmp_path / "missing.diff"))
     assert code == 1 and "cannot read the diff" in err
+
+
+NEW_FEATURE_CALL = (
+    "diff --git a/services/brand-new/summarise.py b/services/brand-new/summarise.py\n"
+    "new file mode 100644\n--- /dev/null\n+++ b/services/brand-new/summarise.py\n@@ -0,0 +1,2 @@\n"
+    "+client = OpenAI()\n"
+    '+answer = client.chat.completions.create(model="gpt-4o-mini", max_tokens=30000, messages=m)\n'
+)
+
+
+def test_cli_a_change_whose_cost_is_unknown_is_commented_not_silent(
+    cli_env: dict[str, str | None], tmp_path: Path
+) -> None:
+    """A new LLM call site of a feature with no traffic yet moves spend by an unknown amount: worth a
+    comment (it says the cost is unknown), never silence that reads as "no cost effect"."""
+    code, out, _ = run(cli_env, "--diff", str(write_diff(tmp_path, NEW_FEATURE_CALL)), "--format", "json")
+    doc = json.loads(out)
+    assert code == 0 and doc["silent"] is False
+    assert any(c["monthly_delta"] is None for c in doc["changes"])
+    code, out, _ = run(cli_env, "--diff", str(write_diff(tmp_path, NEW_FEATURE_CALL)))
+    assert code == 0 and out.startswith("<!-- finops-cost-review -->")
