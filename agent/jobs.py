@@ -633,7 +633,10 @@ def notify_owners(ctx: JobContext) -> dict[str, Any]:
         return _no_slack(ctx, "notify")
     from agent.slack.outreach import notify_owners as send
 
-    report = send(ctx.db, ctx.config, ctx.slack, now=ctx.now, svc=_approval_service(ctx))
+    svc = _approval_service(ctx)
+    # claims, messages and audit entries are stamped on the wall clock (the approvals' clock), not ctx.now: a
+    # run for a past period must not stamp claims that a concurrent run would take for abandoned ones
+    report = send(ctx.db, ctx.config, ctx.slack, now=svc.clock(), svc=svc)
     out = report.as_dict()
     return {
         "counts": out["counts"],
