@@ -551,10 +551,57 @@ def _released_on_error(ctx: _Context, findings: Sequence[str]) -> Iterator[None]
         raise
 
 
-def _post(ctx: _Context, recipient: str, message: Message) -> tuple[str, str] | str:
-    """chat.postMessage: (channel id, ts), or the error text."""
+#: ``metadata.event_type`` of the app's outreach messages; the payload names the findings the message shows
+OUTREACH_EVENT = "finops_outreach"
+#: messages of the recipient's channel read when looking for one a crashed run sent
+HISTORY_LIMIT = 100
+
+
+def _sent_before(ctx: _Context, recipient: str, findings: Sequence[str]) -> tuple[str, str] | None:
+    """The message an earlier run posted for ``findings`` and crashed before recording (found by its
+    metadata in the recipient's channel), so a takeover records it instead of sending it twice. None when
+    there is none, or the channel cannot be read (a #name: a channel id is needed; then it is sent again)."""
     try:
-        response = ctx.client.chat_postMessage(channel=recipient, **message.as_kwargs())
+        if recipient[:1] in ("U", "W"):
+            channel = str(ctx.client.conversations_open(users=recipient)["channel"]["id"])
+        elif recipient[:1] in ("C", "G", "D"):
+            channel = recipient
+        else:
+            return None
+        history = ctx.client.conversations_history(
+            channel=channel, limit=HISTORY_LIMIT, include_all_metadata=True
+        )
+    except (SlackClientError, OSError, KeyError, TypeError) as exc:
+        log.warning("outreach: could not read %s to look for an unrecorded message: %s", recipient, exc)
+        return None
+    wanted = set(findings)
+    for m in history.get("messages") or []:
+        meta = m.get("metadata") or {}
+        payload = meta.get("event_payload") or {}
+        if meta.get("event_type") == OUTREACH_EVENT and wanted <= set(payload.get("findings") or []):
+            return channel, str(m["ts"])
+    return None
+
+
+def _post(
+    ctx: _Context, recipient: str, message: Message, findings: Sequence[str], *, taken_over: bool = False
+) -> tuple[str, str] | str:
+    """chat.postMessage: (channel id, ts), or the error text. The message's metadata names ``findings``;
+    when the claim took over a run that died while sending, a message it already posted is recorded
+    instead of posting a second one."""
+    if taken_over:
+        found = _sent_before(ctx, recipient, findings)
+        if found is not None:
+            log.info(
+                "outreach: %s was already sent by a run that stopped; recorded, not sent again", findings
+            )
+            return found
+    try:
+        response = ctx.client.chat_postMessage(
+            channel=recipient,
+            metadata={"event_type": OUTREACH_EVENT, "event_payload": {"findings": list(findings)}},
+            **message.as_kwargs(),
+        )
     except (SlackClientError, OSError) as exc:
         return _error_text(exc)
     channel, ts = response.get("channel"), response.get("ts")
@@ -563,7 +610,14 @@ def _post(ctx: _Context, recipient: str, message: Message) -> tuple[str, str] | 
     return str(channel), str(ts)
 
 
+def _interrupted(ctx: _Context, findings: Sequence[str]) -> bool:
+    """Whether any of ``findings`` has a row left in ``sending`` (a run died while sending it)."""
+    latest = store.latest_outreach(ctx.db, findings)
+    return any(ref.status == "sending" for ref in latest.values())
+
+
 def _send_one(ctx: _Context, c: _Candidate) -> None:
+    taken_over = _interrupted(ctx, [c.row.fingerprint])
     if not _claim(ctx, c, "finding"):
         return
     d = c.destination
@@ -575,7 +629,7 @@ def _send_one(ctx: _Context, c: _Candidate) -> None:
         except SlackClientError as exc:  # a message Slack would refuse (slack_sdk's validation)
             result: tuple[str, str] | str = _error_text(exc)
         else:
-            result = _post(ctx, d.recipient, message)
+            result = _post(ctx, d.recipient, message, [c.row.fingerprint], taken_over=taken_over)
     shown = [Shown(c.row.fingerprint, c.item.request_id, c.item.interrupt_id)]
     _record(ctx, [c], shown, result)
 
@@ -583,6 +637,7 @@ def _send_one(ctx: _Context, c: _Candidate) -> None:
 def _send_digest(ctx: _Context, group: Sequence[_Candidate]) -> None:
     first = group[0].destination
     assert first is not None
+    taken_over = _interrupted(ctx, [c.row.fingerprint for c in group])
     won = set(
         store.claim_findings(
             ctx.db,
@@ -624,7 +679,7 @@ def _send_digest(ctx: _Context, group: Sequence[_Candidate]) -> None:
         except SlackClientError as exc:
             result: tuple[str, str] | str = _error_text(exc)
         else:
-            result = _post(ctx, d.recipient, message)
+            result = _post(ctx, d.recipient, message, fingerprints, taken_over=taken_over)
     digest = Digest(d.recipient, d.resolved_by, fingerprints, "sent")
     ctx.report.digests.append(digest)
     shown = [Shown(c.row.fingerprint, c.item.request_id, c.item.interrupt_id) for c in claimed]

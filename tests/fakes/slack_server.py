@@ -175,6 +175,7 @@ class FakeSlack:
             "users.lookupByEmail": self._users_lookup_by_email,
             "users.info": self._users_info,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
             "files.getUploadURLExternal": self._files_get_upload_url_external,
             "files.completeUploadExternal": self._files_complete_upload_external,
             APPS_CONNECTIONS_OPEN: self._apps_connections_open,
@@ -499,6 +500,22 @@ class FakeSlack:
         if user_id == BOT_USER_ID:
             return {"user": {**self._user(user_id), "name": BOT_NAME, "is_bot": True}}
         return {"user": self._user(user_id)}
+
+    def _conversations_history(self, params: Body) -> Body:
+        """The channel's messages, newest first (``limit``, default 100); ``metadata`` only with
+        ``include_all_metadata`` (as Slack does)."""
+        channel = params.get("channel")
+        if not isinstance(channel, str) or not channel:
+            raise SlackApiFailure("channel_not_found")
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        limit = int(params.get("limit") or 100)
+        found = sorted(
+            (m for (c, _), m in self.messages.items() if c == channel),
+            key=lambda m: str(m["ts"]),
+            reverse=True,
+        )
+        out = [m if with_metadata else {k: v for k, v in m.items() if k != "metadata"} for m in found[:limit]]
+        return {"messages": out, "has_more": len(found) > limit}
 
     def _conversations_open(self, params: Body) -> Body:
         if isinstance(params.get("channel"), str) and params["channel"]:

@@ -606,3 +606,33 @@ def test_outreach_on_the_demo_organisation(demo_copy: DemoCopy, slack: FakeSlack
         assert store.message_at(db, channel, ts)
     assert notify_owners(db, cfg, client, now=datetime(2024, 9, 21, 7, tzinfo=UTC)).items == []
     assert chain_ok(db)
+
+
+@pytest.mark.parametrize("many", [False, True], ids=["one-finding", "digest"])
+def test_outreach_after_a_crash_between_the_post_and_its_record_sends_no_second_message(
+    db: Database,
+    cfg: FinOpsConfig,
+    client: WebClient,
+    slack: FakeSlack,
+    monkeypatch: pytest.MonkeyPatch,
+    many: bool,
+) -> None:
+    """The process dies after Slack accepted the message but before the row says so: the run that takes the
+    stale claim over finds the message by its metadata in the recipient's channel and records it."""
+    fps = [add(db, cfg, f"svc-{i}", team="web") for i in range(7 if many else 1)]
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise SystemExit("killed")  # what a SIGKILL leaves behind: the message is out, the row says sending
+
+    with monkeypatch.context() as m:
+        m.setattr(store, "mark_sent", crash)
+        with pytest.raises(SystemExit):
+            run(db, cfg, client)
+    assert len(slack.calls("chat.postMessage")) == 1
+    later = T0 + store.DEFAULT_STALE_AFTER + timedelta(minutes=1)
+    report = run(db, cfg, client, now=later)
+    assert {i.finding for i in report.sent} == set(fps)
+    assert len(slack.calls("chat.postMessage")) == 1  # recorded, not sent again
+    first = slack.calls("chat.postMessage")[0]
+    assert {(r.channel, r.ts) for r in rows(db)} == {(first.response["channel"], first.response["ts"])}
+    assert all(r.status == "sent" for r in rows(db))

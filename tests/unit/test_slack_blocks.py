@@ -799,6 +799,8 @@ NEEDED_SCOPES = {
     "users.lookupByEmail (owner from the email tag)": "users:read.email",
     "files.uploadV2 (long tables)": "files:write",
     "the team channel by name": "channels:read",
+    "conversations.history of a team channel (an unrecorded message after a crash)": "channels:history",
+    "conversations.history of a private team channel": "groups:history",
 }
 EVENTS_URL = "https://finops.example.com/slack/events"
 
