@@ -11,6 +11,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from tools.money import money as money
+from tools.money import unit_money as unit_money
+
 _MARK = "\u0000DEC:"
 _MARK_RE = re.compile(r'"\\u0000DEC:(-?[0-9.E+-]+)"')
 
@@ -58,29 +61,6 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
             ]
         )
     return buf.getvalue()
-
-
-def money(value: Decimal | None, currency: str = "USD") -> str:
-    if value is None:
-        return "n/a"
-    sign = "-" if value < 0 else ""
-    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency, "")
-    text = f"{abs(value):,.2f}"
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
-
-
-def unit_money(value: Decimal | None, currency: str = "USD") -> str:
-    """A unit cost (per request, per task, per 1M tokens): cents are not enough below $10, so up to six
-    decimals there ($0.014512), two above."""
-    if value is None:
-        return "n/a"
-    if abs(value) >= 10:
-        return money(value, currency)
-    sign = "-" if value < 0 else ""
-    text = f"{abs(value):.6f}".rstrip("0")
-    text += "0" * max(0, 2 - len(text.partition(".")[2]))
-    symbol = {"USD": "$", "EUR": "€", "GBP": "£"}.get(currency, "")
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
 
 
 def fmt_cell(value: Any, currency: str, money_columns: set[str], column: str) -> str:

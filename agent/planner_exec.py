@@ -1194,7 +1194,7 @@ def _budget_in_state(row: Mapping[str, Any], state: str) -> bool:
 
 # ----- budgets ----------------------------------------------------------------------------------------------
 def _budgets(plan: QueryPlan, ctx: AskContext, vocab: Vocabulary) -> Answer:
-    from tools.budgets import budget_status, token_budget_status
+    from tools.budgets import budget_row, budget_status, token_budget_row, token_budget_status
 
     currency = ctx.config.currency
     money_budgets = budget_status(ctx.costs, ctx.config, ctx.today, plan.cost_metric)
@@ -1212,40 +1212,7 @@ def _budgets(plan: QueryPlan, ctx: AskContext, vocab: Vocabulary) -> Answer:
             money_budgets, token_budgets = mb, tb
         else:
             notes.append(f"No budget is scoped to {scope_text(plan.filters)}; all budgets are shown.")
-    rows: list[dict[str, Any]] = []
-    for b in money_budgets:
-        d = b.as_dict()
-        rows.append(
-            {
-                "budget": b.name,
-                "scope": ", ".join(f"{k}={v}" for k, v in b.scope.items()) or "all spend",
-                "period": b.period.label,
-                "amount": b.amount,
-                "cost": b.actual,
-                "used": d["used"],
-                "forecast": b.forecast,
-                "status": b.status,
-                "forecast_status": b.forecast_status,
-                "crossed": b.crossed,
-                "runs_out_on": d["runs_out_on"],
-            }
-        )
-    for t in token_budgets:
-        d = t.as_dict()
-        rows.append(
-            {
-                "budget": f"tokens: {t.project}",
-                "scope": f"project={t.project}",
-                "period": t.period.label,
-                "amount": t.tokens,
-                "tokens": t.actual,
-                "used": Decimal(str(d["used"])),
-                "forecast": t.forecast,
-                "status": t.status,
-                "forecast_status": t.forecast_status,
-                "crossed": t.crossed,
-            }
-        )
+    rows = [*map(budget_row, money_budgets), *map(token_budget_row, token_budgets)]
     order = {"over": 0, "warning": 1, "ok": 2}
     rows.sort(key=lambda r: (order.get(r["status"], 3), -r["used"]))
     all_budgets = len(rows)

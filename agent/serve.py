@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
 from tools.errors import FinOpsError
+from tools.redaction import redact_text
 
 if TYPE_CHECKING:
     from slack_bolt import App
@@ -39,16 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("finops.serve")
 
 DEFAULT_PORT = 3000
-#: statuses whose remediation thread may still wait at its approval pause (decided without a resume)
-SETTLED_STATUSES = ("approved", "rejected", "expired", "cancelled", "succeeded", "failed")
 SLACK_PATH = "/slack/events"
-_SECRETS = re.compile(
-    r"(xox[abposre][-.][A-Za-z0-9.-]+|xapp-[A-Za-z0-9-]+|sk-[A-Za-z0-9_-]{8,}"
-    r"|(?i:bearer)\s+[A-Za-z0-9._~+/=-]+|(?:AKIA|ASIA)[0-9A-Z]{16}"
-    r"|(?i:secret_access_key|signing_secret|password)\s*[=:]\s*\S+)"
-)
-#: a password in a URL (postgresql://user:password@host): the password only
-_URL_PASSWORD = re.compile(r"(?<=://)([^:/@\s]+):([^@/\s]+)@")
 
 
 class ServeError(FinOpsError):
@@ -56,11 +47,6 @@ class ServeError(FinOpsError):
 
 
 # ----- logging ------------------------------------------------------------------------------------------------
-def redact_text(text: str) -> str:
-    """Replace anything that looks like a Slack, OpenAI or AWS secret with ``[redacted]``."""
-    return _URL_PASSWORD.sub(r"\1:[redacted]@", _SECRETS.sub("[redacted]", text))
-
-
 class RedactingFilter(logging.Filter):
     """Formats the record's message now and redacts it (arguments included), so no handler sees a token."""
 
@@ -151,34 +137,22 @@ def slack_mode(settings: Settings, *, no_slack: bool = False) -> SlackMode:
 
 
 # ----- start-up -------------------------------------------------------------------------------------------------
-def recover(db: Database, config: FinOpsConfig) -> dict[str, Any]:
-    """Reconcile executions a crash left in ``executing``, expire overdue requests, settle decided threads."""
-    from agent.remediation import open_remediation
-    from approvals.service import ApprovalService
+def recover(settings: Settings, db: Database, config: FinOpsConfig) -> dict[str, Any]:
+    """At start-up, before the first scheduled run: the `expire-approvals` and `reconcile` jobs once
+    (executions a crash left in ``executing``, overdue requests, decided threads still paused). A failure is
+    logged and reported, never a reason not to start: the scheduled runs try again."""
+    from agent.jobs import expire_approvals, reconcile
+    from agent.jobs_base import JobContext
+    from tools.store.lake import Lake
 
-    svc = ApprovalService(db, config)
-    out: dict[str, Any] = {"reconciled": [], "expired": [], "settled": 0, "errors": []}
-
-    def failed(what: str, exc: Exception) -> None:
-        log.exception("start-up %s failed", what)
-        out["errors"].append(f"{what}: {type(exc).__name__}: {redact_text(str(exc))[:300]}")
-
-    try:
-        out["reconciled"] = [o.request_id for o in svc.reconcile()]
-        out["expired"] = svc.expire_due()
-    except Exception as exc:  # start anyway: the reconcile job retries; the error is logged
-        failed("reconcile", exc)
-    try:
-        with open_remediation(svc) as remediation:
-            for row in svc.list_requests(status=list(SETTLED_STATUSES)):
-                try:
-                    if remediation.view(row["id"]).waiting:
-                        remediation.settle(row["id"])
-                        out["settled"] += 1
-                except Exception as exc:  # one bad thread must not keep the app down
-                    failed(f"settle {row['id']}", exc)
-    except Exception as exc:
-        failed("settle", exc)
+    ctx = JobContext(db, Lake(settings.resolved_lake_dir()), config, settings, datetime.now(UTC), "start-up")
+    out: dict[str, Any] = {"errors": []}
+    for name, job in (("expire-approvals", expire_approvals), ("reconcile", reconcile)):
+        try:
+            out[name] = job(ctx)
+        except Exception as exc:  # start anyway; the error is in the log and the summary
+            log.exception("start-up %s failed", name)
+            out["errors"].append(f"{name}: {type(exc).__name__}: {redact_text(str(exc))[:300]}")
     return out
 
 
@@ -332,7 +306,7 @@ def serve(
     import uvicorn
 
     mode = slack_mode(settings, no_slack=no_slack)
-    recovered = recover(db, config)
+    recovered = recover(settings, db, config)
     log.info("start-up recovery: %s", json.dumps(recovered))
     slack_app = None
     socket_handler = None

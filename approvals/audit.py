@@ -28,10 +28,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from approvals.actions.base import canonical_json
+from tools.redaction import REDACTED, redact_text
 from tools.store.models import AuditEntry, AuditHead
 
 GENESIS = "0" * 64
-REDACTED = "[redacted]"
 
 _SECRET_KEY = re.compile(
     r"(secret|password|passwd|api[_-]?key|authorization|credential|signing"
@@ -39,10 +39,6 @@ _SECRET_KEY = re.compile(
     re.I,
 )
 #: keys that count tokens (``monthly_tokens``, ``max_tokens``, ``tokens_per_minute``) are figures, not secrets
-_SECRET_VALUE = re.compile(
-    r"(xox[abposr]-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}|sk-[A-Za-z0-9_-]{12,}|sk-ant-[A-Za-z0-9_-]{6,}"
-    r"|(AKIA|ASIA)[0-9A-Z]{16}|Bearer\s+[A-Za-z0-9._~+/=-]{8,})"
-)
 
 #: the events the product writes (free text is allowed, these are the ones the code uses)
 EVENTS = (
@@ -81,7 +77,7 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     if isinstance(value, str):
-        return _SECRET_VALUE.sub(REDACTED, value)
+        return redact_text(value)
     return value
 
 

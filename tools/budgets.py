@@ -190,3 +190,39 @@ def token_budget_status(
             )
         )
     return out
+
+
+def budget_row(b: BudgetStatus) -> dict[str, Any]:
+    """One budget as a row of an answer or a tool result (the same keys as a token budget's row)."""
+    d = b.as_dict()
+    return {
+        "budget": b.name,
+        "scope": ", ".join(f"{k}={v}" for k, v in b.scope.items()) or "all spend",
+        "period": b.period.label,
+        "amount": b.amount,
+        "cost": b.actual,
+        "used": d["used"],
+        "forecast": b.forecast,
+        "status": b.status,
+        "forecast_status": b.forecast_status,
+        "crossed": b.crossed,
+        "runs_out_on": d["runs_out_on"],
+        "unconverted": b.unconverted,
+    }
+
+
+def token_budget_row(t: TokenBudgetStatus) -> dict[str, Any]:
+    """One token budget as a row (``tokens`` where a money budget has ``cost``)."""
+    d = t.as_dict()
+    return {
+        "budget": f"tokens: {t.project}",
+        "scope": f"project={t.project}",
+        "period": t.period.label,
+        "amount": t.tokens,
+        "tokens": t.actual,
+        "used": Decimal(str(d["used"])),
+        "forecast": t.forecast,
+        "status": t.status,
+        "forecast_status": t.forecast_status,
+        "crossed": t.crossed,
+    }

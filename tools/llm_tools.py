@@ -676,45 +676,11 @@ class BudgetArgs(_Args):
 
 
 def budget_tool(ctx: ToolContext, args: BudgetArgs) -> DataResult:
-    from tools.budgets import budget_status, token_budget_status
+    from tools.budgets import budget_row, budget_status, token_budget_row, token_budget_status
 
     money = budget_status(ctx.costs, ctx.config, ctx.today, args.metric)
     tokens = token_budget_status(ctx.costs, ctx.config, ctx.today)
-    rows: list[dict[str, Any]] = []
-    for b in money:
-        d = b.as_dict()
-        rows.append(
-            {
-                "budget": b.name,
-                "scope": ", ".join(f"{k}={v}" for k, v in b.scope.items()) or "all spend",
-                "period": b.period.label,
-                "amount": b.amount,
-                "cost": b.actual,
-                "used": d["used"],
-                "forecast": b.forecast,
-                "status": b.status,
-                "forecast_status": b.forecast_status,
-                "crossed": b.crossed,
-                "runs_out_on": d["runs_out_on"],
-                "unconverted": b.unconverted,
-            }
-        )
-    for t in tokens:
-        d = t.as_dict()
-        rows.append(
-            {
-                "budget": f"tokens: {t.project}",
-                "scope": f"project={t.project}",
-                "period": t.period.label,
-                "amount": t.tokens,
-                "tokens": t.actual,
-                "used": Decimal(str(d["used"])),
-                "forecast": t.forecast,
-                "status": t.status,
-                "forecast_status": t.forecast_status,
-                "crossed": t.crossed,
-            }
-        )
+    rows = [*map(budget_row, money), *map(token_budget_row, tokens)]
     periods = {b.period for b in money} | {t.period for t in tokens}
     return DataResult(
         tool="budget_status",

@@ -68,6 +68,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from tools.anomaly import Contribution
+from tools.money import NA, money, unit_money
 from tools.periods import Period
 from tools.report import (
     NOT_ENOUGH_DATA,
@@ -78,9 +79,7 @@ from tools.report import (
 )
 
 Report = MonthlyReport | QuarterlyReport
-NA = "n/a"
 TOP_FINDINGS = 10
-_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
 
 
 # ----- JSON --------------------------------------------------------------------------------------------
@@ -336,31 +335,6 @@ def as_json(report: Report) -> dict[str, Any]:
 
 
 # ----- formatting --------------------------------------------------------------------------------------
-
-
-def money(value: Decimal | None, currency: str = "USD", places: int = 2) -> str:
-    """``$1,234.56`` (``1,234.56 CHF`` without a symbol); half up; ``n/a`` for None."""
-    if value is None:
-        return NA
-    q = value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-    sign = "-" if q < 0 else ""
-    text = f"{abs(q):,.{places}f}"
-    symbol = _SYMBOLS.get(currency)
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
-
-
-def unit_money(value: Decimal | None, currency: str = "USD") -> str:
-    """A unit cost: up to six decimals below 10 (``$0.014512``, at least two), cents above."""
-    if value is None:
-        return NA
-    if abs(value) >= 10:
-        return money(value, currency)
-    q = value.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
-    whole, _, frac = f"{abs(q):.6f}".partition(".")
-    text = f"{whole}.{frac.rstrip('0').ljust(2, '0')}"
-    sign = "-" if q < 0 else ""
-    symbol = _SYMBOLS.get(currency)
-    return f"{sign}{symbol}{text}" if symbol else f"{sign}{text} {currency}"
 
 
 def signed_money(value: Decimal | None, currency: str = "USD") -> str:

@@ -259,7 +259,7 @@ class Click:
 
 def _failure_text(exc: BaseException) -> str:
     """What the user is told when something failed: the error, never a secret (tokens, URL passwords)."""
-    from agent.serve import redact_text
+    from tools.redaction import redact_text
 
     return redact_text(f"Sorry, that failed: {type(exc).__name__}: {exc}")[:1500]
 
